@@ -1,0 +1,77 @@
+/* mm.h: the guest memory manager: pool + buddy + GPA map + window, and its statistics. */
+#ifndef VMC_MM_MM_H
+#define VMC_MM_MM_H
+
+#include <pthread.h>
+#include "mm/aging.h"
+#include "mm/buddy.h"
+#include "mm/gpamap.h"
+#include "mm/pool.h"
+#include "mm/window.h"
+
+struct mm_config {
+	uint64_t guest_bytes;      /* multiple of 2 MiB */
+	uint64_t slack_bytes;      /* extra pool frames: ballast + free; rounded up to 2 MiB */
+	const char *pool_path;     /* see pool_config.path */
+	bool prefault;
+	struct aging_config aging;
+};
+
+/* Counters named like /proc/vmstat's. */
+struct mm_vmstat {
+	uint64_t compact_migrate_scanned;
+	uint64_t compact_free_scanned;
+	uint64_t compact_isolated;
+	uint64_t compact_stall;
+	uint64_t compact_fail;
+	uint64_t compact_success;
+	uint64_t pgmigrate_success;       /* 4 KiB moves (copy + remap) */
+	uint64_t pgmigrate_fail;
+	uint64_t thp_collapse_alloc;      /* regions promoted by copying into a new block */
+	uint64_t thp_collapse_zero_copy;  /* regions already in order, promoted by remap only */
+	uint64_t thp_collapse_alloc_failed;
+	uint64_t pages_copied;            /* every 4 KiB copy, for copies-per-page figures */
+};
+
+struct mm {
+	pthread_mutex_t lock;      /* held by the defrag engine per step and by readers of stats */
+	struct mm_config cfg;
+	struct pool pool;
+	struct buddy buddy;
+	struct gpamap map;
+	struct window win;
+	struct mm_vmstat vmstat;
+	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping */
+};
+
+int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen);
+void mm__destroy(struct mm *mm);
+
+/* A snapshot of everything a user wants to see about guest memory. */
+struct mm_stat {
+	uint64_t guest_bytes, pool_bytes, slack_bytes;
+	uint32_t nr_regions;
+	uint32_t regions_in_order;     /* in order on an aligned block */
+	uint32_t regions_backed_2m;    /* ... and that block is a host huge page */
+	uint32_t regions_achievable;   /* upper bound given unmovable ballast and pool size */
+	double backing_2m;             /* regions_backed_2m / nr_regions */
+	double backing_2m_achievable;  /* regions_achievable / nr_regions */
+	uint64_t nr_free[MM_MAX_ORDER];
+	uint64_t nr_free_mt[MM_MAX_ORDER][MIGRATE_TYPES];
+	uint64_t pageblocks_mt[MIGRATE_TYPES];
+	int fragindex[MM_MAX_ORDER];   /* x1000, -1000 means enough */
+	int unusable[MM_MAX_ORDER];    /* x1000 */
+	unsigned frag_score;           /* 0..100 */
+	uint64_t frames_owned[FRAME_OWNERS];
+	uint64_t vmas;                 /* window mappings */
+	uint64_t huge_blocks;          /* pool blocks that are host huge pages */
+	uint64_t metadata_bytes;
+	enum pool_backing backing;
+	struct mm_vmstat vmstat;
+};
+
+/* Takes mm->lock. */
+void mm__stat(struct mm *mm, struct mm_stat *st);
+uint32_t mm__achievable_regions(const struct mm *mm);
+
+#endif

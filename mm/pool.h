@@ -1,0 +1,50 @@
+/* pool.h: the frame pool: one shmem file on a huge= tmpfs, mapped linearly as the VMM's direct map. */
+#ifndef VMC_MM_POOL_H
+#define VMC_MM_POOL_H
+
+#include <limits.h>
+#include "mm/buddy.h"
+
+enum pool_backing {
+	POOL_BACKING_THP,      /* shmem on tmpfs huge=always/advise: blocks are host 2 MiB pages */
+	POOL_BACKING_HUGETLB,  /* file on a user-given hugetlbfs */
+	POOL_BACKING_4K,       /* THP could not be had: every block is 4 KiB pages */
+};
+
+struct pool_config {
+	uint64_t size;          /* bytes, multiple of 2 MiB */
+	const char *path;       /* NULL: private tmpfs mount; else a directory (tmpfs/hugetlbfs) */
+	bool prefault;          /* touch every frame at start-up (default true) */
+};
+
+struct pool {
+	int fd;
+	uint8_t *base;            /* direct map: frame f is base + f * 4096 */
+	uint64_t size;
+	uint32_t nr_frames;
+	uint32_t nr_blocks;       /* 2 MiB blocks */
+	enum pool_backing backing;
+	char mount_dir[PATH_MAX]; /* private mount we made (unmounted at destroy), or "" */
+	char note[512];           /* what was tried for THP and how to fix it, for users */
+	uint8_t *block_huge;      /* per 2 MiB block: 1 if the host backs it with one huge page */
+	uint32_t nr_huge_blocks;
+};
+
+int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen);
+void pool__destroy(struct pool *p);
+/* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). */
+int pool__refresh_huge(struct pool *p);
+
+static inline void *pool__frame_ptr(const struct pool *p, frame_t f)
+{
+	return p->base + ((uint64_t)f << MM_PAGE_SHIFT);
+}
+static inline bool pool__block_is_huge(const struct pool *p, frame_t f)
+{
+	return p->block_huge[f >> MM_PAGEBLOCK_ORDER];
+}
+
+/* Copy one 4 KiB frame through the direct map (non-temporal where available). */
+void pool__copy_frame(struct pool *p, frame_t dst, frame_t src);
+
+#endif

@@ -36,6 +36,8 @@ void gpamap__exit(struct gpamap *m);
 void gpamap__bind(struct gpamap *m, gpfn_t g, frame_t f);
 /* Point gpfn at a new frame; the old frame becomes FRAME_FREE in the map. Returns old frame. */
 frame_t gpamap__rebind(struct gpamap *m, gpfn_t g, frame_t new_frame);
+/* Unback gpfn g; its frame becomes FRAME_FREE in the map. Returns it, or FRAME_NONE. */
+frame_t gpamap__unbind(struct gpamap *m, gpfn_t g);
 void gpamap__set_owner(struct gpamap *m, frame_t f, enum frame_owner o);
 
 static inline frame_t gpamap__frame(const struct gpamap *m, gpfn_t g) { return m->gpfn_frame[g]; }

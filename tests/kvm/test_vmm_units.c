@@ -1,0 +1,253 @@
+/* test_vmm_units.c: unit tests of the VMM's pure pieces: parsers, workload specs, ELF loader, page tables. */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vmm/loader.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+#include "vmm/workload.h"
+
+static int failures;
+
+#define CHECK(cond) do { \
+	if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } \
+} while (0)
+
+static void test_sizes(void)
+{
+	uint64_t v = 0;
+
+	CHECK(!util__parse_size("64M", &v) && v == 64ull << 20);
+	CHECK(!util__parse_size("1G", &v) && v == 1ull << 30);
+	CHECK(!util__parse_size("2g", &v) && v == 2ull << 30);
+	CHECK(!util__parse_size("512MiB", &v) && v == 512ull << 20);
+	CHECK(!util__parse_size("4k", &v) && v == 4096);
+	CHECK(!util__parse_size("4096", &v) && v == 4096);
+	CHECK(util__parse_size("", &v));
+	CHECK(util__parse_size("-1G", &v));
+	CHECK(util__parse_size("1X", &v));
+	CHECK(util__parse_size("1GG", &v));
+	CHECK(util__parse_size("G", &v));
+	CHECK(util__parse_size("99999999999T", &v));
+	CHECK(!util__parse_count("10M", &v) && v == 10000000);
+	CHECK(!util__parse_count("7", &v) && v == 7);
+	CHECK(util__parse_count("1.5", &v));
+	CHECK(!util__parse_duration_ms("2", &v) && v == 2000);
+	CHECK(!util__parse_duration_ms("0.5", &v) && v == 500);
+	CHECK(!util__parse_duration_ms("250ms", &v) && v == 250);
+	CHECK(!util__parse_duration_ms("1m", &v) && v == 60000);
+	CHECK(util__parse_duration_ms("abc", &v));
+	CHECK(util__parse_duration_ms("-3", &v));
+	CHECK(util__parse_duration_ms("3h", &v));
+}
+
+static void test_workloads(void)
+{
+	struct workload_spec w;
+	char err[256];
+
+	CHECK(!workload__parse("touch", &w, err, sizeof(err)) && w.id == VMC_WL_TOUCH);
+	CHECK(!workload__parse("verify", &w, err, sizeof(err)) && w.id == VMC_WL_VERIFY && !w.args.flags);
+	CHECK(!workload__parse("verify:passes=5", &w, err, sizeof(err)) && w.args.passes == 5);
+	CHECK(!workload__parse("verify:passes=0", &w, err, sizeof(err)) && (w.args.flags & VMC_WL_FOREVER));
+	CHECK(!workload__parse("verify:forever", &w, err, sizeof(err)) && (w.args.flags & VMC_WL_FOREVER));
+	CHECK(!workload__parse("verify:seconds=1.5", &w, err, sizeof(err)) && w.args.duration_ms == 1500);
+	CHECK(!workload__parse("gups:ws=64M,updates=1M,seed=7", &w, err, sizeof(err)) &&
+	      w.id == VMC_WL_GUPS && w.args.ws_bytes == 64ull << 20 && w.args.updates == 1000000 && w.args.seed == 7);
+	CHECK(!workload__parse("stream:passes=2,ws=16M", &w, err, sizeof(err)) && w.args.passes == 2);
+	CHECK(!workload__parse("forever", &w, err, sizeof(err)) && w.id == VMC_WL_VERIFY &&
+	      (w.args.flags & VMC_WL_FOREVER));
+	CHECK(!workload__parse("forever:gups", &w, err, sizeof(err)) && w.id == VMC_WL_GUPS &&
+	      (w.args.flags & VMC_WL_FOREVER));
+	CHECK(!workload__parse("forever:gups,ws=8M", &w, err, sizeof(err)) && w.id == VMC_WL_GUPS &&
+	      w.args.ws_bytes == 8ull << 20 && (w.args.flags & VMC_WL_FOREVER));
+	CHECK(workload__parse("forever:ws=8M", &w, err, sizeof(err)));   /* verify takes no ws */
+	CHECK(!workload__parse("idle", &w, err, sizeof(err)) && w.id == VMC_WL_IDLE);
+	CHECK(!workload__parse("noop", &w, err, sizeof(err)) && w.id == VMC_WL_NOOP);
+	CHECK(!workload__parse("fault:badptr", &w, err, sizeof(err)) && w.id == VMC_WL_FAULT &&
+	      w.args.fault == VMC_FAULT_BADPTR);
+	CHECK(!workload__parse("fault:triple", &w, err, sizeof(err)) && w.args.fault == VMC_FAULT_TRIPLE);
+	/* errors */
+	CHECK(workload__parse("nosuch", &w, err, sizeof(err)));
+	CHECK(workload__parse("fault", &w, err, sizeof(err)));
+	CHECK(workload__parse("fault:nosuch", &w, err, sizeof(err)));
+	CHECK(workload__parse("touch:passes=2", &w, err, sizeof(err)));
+	CHECK(workload__parse("idle:forever", &w, err, sizeof(err)));
+	CHECK(workload__parse("verify:ws=1M", &w, err, sizeof(err)));
+	CHECK(workload__parse("gups:updates=0", &w, err, sizeof(err)));
+	CHECK(workload__parse("gups:ws=12", &w, err, sizeof(err)));
+	CHECK(workload__parse("gups:ws", &w, err, sizeof(err)));
+	CHECK(workload__parse("verify:", &w, err, sizeof(err)));
+	CHECK(workload__parse("verify:passes=1,,", &w, err, sizeof(err)));
+	CHECK(workload__parse("forever:idle", &w, err, sizeof(err)));
+	CHECK(workload__parse("forever:touch", &w, err, sizeof(err)));
+	CHECK(workload__parse("", &w, err, sizeof(err)));
+	CHECK(workload__parse("verify:bogus=1", &w, err, sizeof(err)) && strstr(err, "bogus"));
+}
+
+/* A minimal valid ELF image: one PT_LOAD of 16 bytes code at VMC_GPA_AGENT, 64 bytes memsz. */
+struct tiny_elf {
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	uint8_t code[16];
+};
+
+static void tiny_elf__init(struct tiny_elf *e)
+{
+	memset(e, 0, sizeof(*e));
+	memcpy(e->eh.e_ident, ELFMAG, SELFMAG);
+	e->eh.e_ident[EI_CLASS] = ELFCLASS64;
+	e->eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	e->eh.e_ident[EI_VERSION] = EV_CURRENT;
+	e->eh.e_type = ET_EXEC;
+	e->eh.e_machine = EM_X86_64;
+	e->eh.e_version = EV_CURRENT;
+	e->eh.e_entry = VMC_GPA_AGENT;
+	e->eh.e_phoff = offsetof(struct tiny_elf, ph);
+	e->eh.e_ehsize = sizeof(Elf64_Ehdr);
+	e->eh.e_phentsize = sizeof(Elf64_Phdr);
+	e->eh.e_phnum = 1;
+	e->ph.p_type = PT_LOAD;
+	e->ph.p_flags = PF_R | PF_X;
+	e->ph.p_offset = offsetof(struct tiny_elf, code);
+	e->ph.p_vaddr = e->ph.p_paddr = VMC_GPA_AGENT;
+	e->ph.p_filesz = sizeof(e->code);
+	e->ph.p_memsz = 64;
+	memset(e->code, 0xcc, sizeof(e->code));
+}
+
+static void test_loader(const char *agent_path)
+{
+	uint64_t ram_bytes = 8ull << 20, entry = 0;
+	uint8_t *ram = calloc(1, ram_bytes);
+	struct tiny_elf e;
+	char err[256];
+
+	tiny_elf__init(&e);
+	memset(ram + VMC_GPA_AGENT, 0x55, 4096);
+	CHECK(!loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	CHECK(entry == VMC_GPA_AGENT);
+	CHECK(ram[VMC_GPA_AGENT] == 0xcc && ram[VMC_GPA_AGENT + 15] == 0xcc);
+	CHECK(ram[VMC_GPA_AGENT + 16] == 0 && ram[VMC_GPA_AGENT + 63] == 0);   /* bss zeroed */
+	CHECK(ram[VMC_GPA_AGENT + 64] == 0x55);                                /* untouched */
+
+	tiny_elf__init(&e); e.eh.e_ident[3] = 'X';
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.eh.e_ident[EI_CLASS] = ELFCLASS32;
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.eh.e_machine = EM_AARCH64;
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.eh.e_type = ET_DYN;
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)) && strstr(err, "ET_EXEC"));
+	tiny_elf__init(&e); e.eh.e_phoff = 1 << 20;
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.eh.e_phnum = 0;
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.ph.p_paddr = e.ph.p_vaddr = 0x1000;           /* over page tables */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.ph.p_memsz = 2u << 20;                         /* past agent area */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.ph.p_paddr = e.ph.p_vaddr = ~0ull - 8;          /* wraps */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.ph.p_filesz = 128;                             /* filesz > memsz */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.ph.p_offset = 1 << 20;                         /* past file end */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e); e.eh.e_entry = VMC_GPA_AGENT + 0x1000;           /* entry outside */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)) && strstr(err, "entry"));
+	tiny_elf__init(&e); e.ph.p_flags = PF_R;                             /* entry not exec */
+	CHECK(loader__load_elf(&e, sizeof(e), ram, ram_bytes, &entry, err, sizeof(err)));
+	tiny_elf__init(&e);
+	CHECK(loader__load_elf(&e, 40, ram, ram_bytes, &entry, err, sizeof(err)));   /* truncated */
+
+	if (agent_path) {   /* the real agent loads */
+		void *img;
+		size_t len;
+
+		CHECK(!loader__read_file(agent_path, &img, &len, err, sizeof(err)));
+		if (!failures) {
+			CHECK(!loader__load_elf(img, len, ram, ram_bytes, &entry, err, sizeof(err)));
+			CHECK(entry >= VMC_GPA_AGENT && entry < VMC_GPA_AGENT_END);
+			free(img);
+		}
+	}
+	CHECK(loader__read_file("/nonexistent/agent", &(void *){ NULL }, &(size_t){ 0 }, err, sizeof(err)));
+	free(ram);
+}
+
+static void test_page_tables(void)
+{
+	uint64_t ram_bytes = 1ull << 30;  /* 1 GiB + hole page: needs 2 PDs */
+	uint8_t *ram = calloc(1, 8ull << 20);
+	uint64_t *pml4 = (uint64_t *)(ram + VMC_GPA_PML4), *pdpt = (uint64_t *)(ram + VMC_GPA_PDPT);
+	uint64_t *pd = (uint64_t *)(ram + VMC_GPA_PD);
+	char err[256];
+
+	CHECK(!loader__setup_page_tables(ram, ram_bytes, err, sizeof(err)));
+	CHECK((pml4[0] & ~0xfffull) == VMC_GPA_PDPT && (pml4[0] & 7) == 7);
+	CHECK((pdpt[0] & ~0xfffull) == VMC_GPA_PD && (pdpt[1] & ~0xfffull) == VMC_GPA_PD + 4096 && pdpt[2] == 0);
+	CHECK((pd[0] & 0x87) == 0x87 && (pd[0] & ~0x1fffffull) == 0);
+	CHECK((pd[511] & ~0x1fffffull) == (511ull << 21));
+	CHECK((pd[512] & ~0x1fffffull) == (1ull << 30) && (pd[512] & 0x87) == 0x87);   /* hole */
+	CHECK(pd[513] == 0);
+	CHECK(loader__setup_page_tables(ram, (1ull << 30) + 4096, err, sizeof(err)));
+	CHECK(loader__setup_page_tables(ram, 4ull << 20, err, sizeof(err)));
+	CHECK(loader__setup_page_tables(ram, VMC_MAX_RAM + (2ull << 20), err, sizeof(err)));
+	/* The biggest RAM's tables stay below the boot info pages. */
+	CHECK(VMC_GPA_PD + ((VMC_MAX_RAM + (2ull << 20) + (1ull << 30) - 1) >> 30) * 4096 <= VMC_GPA_BOOT_INFO);
+	CHECK(VMC_BOOT_INFO_GPA(VMC_MAX_VCPUS) <= VMC_GPA_AGENT);
+	CHECK(VMC_STACK_TOP(VMC_MAX_VCPUS - 1) <= VMC_GPA_WORKLOAD);
+	CHECK(sizeof(struct vmc_boot_info) <= VMC_PAGE_SIZE);
+	free(ram);
+}
+
+static void test_slices(void)
+{
+	uint64_t s, e, prev_end = VMC_GPA_WORKLOAD;
+
+	for (uint32_t i = 0; i < 3; i++) {
+		CHECK(!loader__slice(256ull << 20, 3, i, &s, &e));
+		CHECK(s == prev_end && s % VMC_HUGE_SIZE == 0 && e % VMC_HUGE_SIZE == 0 && e > s);
+		prev_end = e;
+	}
+	CHECK(prev_end == 256ull << 20);
+	CHECK(!loader__slice(8ull << 20, 2, 1, &s, &e) && s == 6ull << 20 && e == 8ull << 20);
+	CHECK(loader__slice(8ull << 20, 3, 0, &s, &e));
+	CHECK(loader__slice(256ull << 20, 2, 2, &s, &e));
+}
+
+/* The one checked accessor for guest pointers. */
+static void test_gpa_ptr(void)
+{
+	static uint8_t buf[64];
+	struct vm vm;
+
+	memset(&vm, 0, sizeof(vm));
+	vm.ram = buf;
+	vm.ram_bytes = sizeof(buf);
+	CHECK(vm__gpa_ptr(&vm, 0, 64) == buf);
+	CHECK(vm__gpa_ptr(&vm, 48, 16) == buf + 48);
+	CHECK(vm__gpa_ptr(&vm, 64, 0) == buf + 64);
+	CHECK(vm__gpa_ptr(&vm, 49, 16) == NULL);
+	CHECK(vm__gpa_ptr(&vm, 1, 64) == NULL);
+	CHECK(vm__gpa_ptr(&vm, 65, 0) == NULL);
+	CHECK(vm__gpa_ptr(&vm, UINT64_MAX - 4, 16) == NULL);
+	CHECK(vm__gpa_ptr(&vm, 8, UINT64_MAX) == NULL);
+}
+
+int main(int argc, char **argv)
+{
+	test_gpa_ptr();
+	test_sizes();
+	test_workloads();
+	test_loader(argc > 1 ? argv[1] : NULL);
+	test_page_tables();
+	test_slices();
+	if (failures) {
+		fprintf(stderr, "%d checks failed\n", failures);
+		return 1;
+	}
+	printf("vmm units: all checks passed\n");
+	return 0;
+}

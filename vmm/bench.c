@@ -1,0 +1,42 @@
+/* bench.c: `vmcompact bench SUBCOMMAND`: a table of benchmarks. */
+#include <stdio.h>
+#include <string.h>
+#include "vmm/builtin.h"
+#include "vmm/vm.h"
+
+struct bench_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+/* One line per benchmark. */
+static const struct bench_cmd benches[] = {
+	{ "startup", bench_startup__cmd, "time from exec to the guest's first hypercall" },
+};
+
+static void bench__usage(FILE *f)
+{
+	fprintf(f, "Usage: vmcompact bench BENCHMARK [OPTIONS]\n\nBenchmarks:\n");
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].help);
+	fprintf(f, "\nRun 'vmcompact bench BENCHMARK --help' for its options.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	if (argc < 2) {
+		bench__usage(stderr);
+		return VMC_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		bench__usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		if (!strcmp(argv[1], benches[i].name))
+			return benches[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "vmcompact bench: unknown benchmark '%s'\n\n", argv[1]);
+	bench__usage(stderr);
+	return VMC_EXIT_USAGE;
+}

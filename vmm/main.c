@@ -1,0 +1,50 @@
+/* main.c: the vmcompact command line: a kvmtool-style table of subcommands. */
+#include <stdio.h>
+#include <string.h>
+#include "vmm/builtin.h"
+#include "vmm/vm.h"
+
+struct vmc_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);   /* argv[0] is the command name */
+	const char *help;
+};
+
+/* One line per command. */
+static const struct vmc_cmd commands[] = {
+	{ "run", cmd_run, "boot the built-in guest and run a workload" },
+	{ "bench", cmd_bench, "benchmarks (bench startup)" },
+};
+
+static void main__usage(FILE *f)
+{
+	fprintf(f, "Usage: vmcompact COMMAND [OPTIONS]\n"
+		   "A minimal KVM VMM that owns guest physical memory and defragments it from the host.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nRun 'vmcompact COMMAND --help' for a command's options.\n"
+		   "Options: -h, --help   this text;  --version   print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		main__usage(stderr);
+		return VMC_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		main__usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("vmcompact %s (guest ABI %u)\n", VMC_VERSION, VMC_ABI_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "vmcompact: unknown command '%s'\n\n", argv[1]);
+	main__usage(stderr);
+	return VMC_EXIT_USAGE;
+}

@@ -1,0 +1,91 @@
+/* util.c: small VMM helpers: monotonic time and strict parsers for sizes, counts and durations. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "vmm/util.h"
+
+static uint64_t process_start_ns;
+
+uint64_t util__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((constructor)) static void util__record_start(void)
+{
+	process_start_ns = util__now_ns();
+}
+
+uint64_t util__process_start_ns(void)
+{
+	return process_start_ns;
+}
+
+static int util__parse_scaled(const char *s, uint64_t *out, uint64_t unit, bool allow_byte_suffix)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mul = unit; end++; break;
+	case 'm': case 'M': mul = unit * unit; end++; break;
+	case 'g': case 'G': mul = unit * unit * unit; end++; break;
+	case 't': case 'T': mul = unit * unit * unit * unit; end++; break;
+	default: break;
+	}
+	if (allow_byte_suffix && mul > 1 && (!strcasecmp(end, "B") || !strcasecmp(end, "iB")))
+		end += strlen(end);
+	if (*end)
+		return -EINVAL;
+	if (v && mul > UINT64_MAX / v)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+int util__parse_size(const char *s, uint64_t *out)
+{
+	return util__parse_scaled(s, out, 1024, true);
+}
+
+int util__parse_count(const char *s, uint64_t *out)
+{
+	return util__parse_scaled(s, out, 1000, false);
+}
+
+int util__parse_duration_ms(const char *s, uint64_t *out_ms)
+{
+	double v, mul = 1000.0;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v != v)
+		return -EINVAL;
+	if (!strcmp(end, "ms"))
+		mul = 1.0;
+	else if (!strcmp(end, "s") || !*end)
+		mul = 1000.0;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		mul = 60000.0;
+	else
+		return -EINVAL;
+	if (v * mul > 1e15)
+		return -ERANGE;
+	*out_ms = (uint64_t)(v * mul + 0.5);
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* util.h: small VMM helpers: monotonic time and strict parsers for sizes, counts and durations. */
+#ifndef VMC_VMM_UTIL_H
+#define VMC_VMM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t util__now_ns(void);             /* CLOCK_MONOTONIC */
+uint64_t util__process_start_ns(void);   /* CLOCK_MONOTONIC taken before main() */
+
+/* "64M", "1G", "4096", "2k": K/M/G/T suffixes (powers of 1024, optional trailing B/iB). */
+int util__parse_size(const char *s, uint64_t *out);
+/* Decimal unsigned integer, optional K/M/G suffix (powers of 1000). */
+int util__parse_count(const char *s, uint64_t *out);
+/* Seconds with optional fraction ("2", "0.5") or with a unit suffix ms/s/m; result in ms. */
+int util__parse_duration_ms(const char *s, uint64_t *out_ms);
+
+#endif

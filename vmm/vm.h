@@ -1,0 +1,97 @@
+/* vm.h: a VM: KVM VM fd, one memslot over caller-provided guest RAM, vCPUs, pause/stop lifecycle. */
+#ifndef VMC_VMM_VM_H
+#define VMC_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "vmm/kvm.h"
+#include "vmm/kvm_stats.h"
+#include "vmm/vcpu.h"
+
+/* VMM exit codes (the guest's own statuses pass through unchanged). */
+#define VMC_EXIT_HOST_ERROR   1   /* setup failed, KVM error */
+#define VMC_EXIT_USAGE        2   /* bad command line */
+#define VMC_EXIT_GUEST_FAULT  3   /* bad hypercall, MMIO, triple fault, EFAULT, ... */
+#define VMC_EXIT_FORCED       4   /* the guest did not stop in time and was killed */
+
+struct vm_config {
+	uint8_t *ram;              /* host VA of GPA 0; any mapping (anonymous, shmem window...) */
+	uint64_t ram_bytes;        /* multiple of 2 MiB */
+	uint32_t nr_vcpus;
+	uint32_t memslot_flags;    /* e.g. KVM_MEM_LOG_DIRTY_PAGES */
+	FILE *console;             /* where guest console lines go (prefixed "guest[N]: ") */
+};
+
+struct vm_pause_stats {
+	uint64_t count;
+	uint64_t total_ns, max_ns, last_ns;    /* request -> every vCPU parked */
+};
+
+struct vm {
+	struct kvm kvm;
+	int fd;
+	uint8_t *ram;
+	uint64_t ram_bytes;
+	uint32_t memslot_flags;
+	uint32_t nr_vcpus;
+	struct vcpu *vcpus;
+	uint64_t tsc_khz;
+	FILE *console;
+	pthread_mutex_t console_lock;
+	struct kvm_stats stats;
+
+	pthread_mutex_t lock;
+	pthread_cond_t parked_cond;     /* a vCPU parked or exited (pausers wait here) */
+	pthread_cond_t wake_cond;       /* resume, stop, force stop (parked vCPUs wait here) */
+	uint32_t pause_depth;           /* under lock; vCPUs read pause_req */
+	int pause_req;                  /* atomic: vCPUs must park */
+	int stop_requested;             /* atomic */
+	int force_stop;                 /* atomic: vCPU threads end now */
+	uint32_t nr_parked, nr_exited;  /* under lock */
+	struct vm_pause_stats pause;    /* under lock */
+	int done_fd;                    /* eventfd, +1 per vCPU thread that ended */
+
+	pthread_mutex_t report_lock;
+	uint32_t guest_status;          /* first non-zero guest exit status */
+	bool failed;
+	char fail_msg[512];
+
+	uint64_t first_hc_ns;           /* atomic: CLOCK_MONOTONIC of the first hypercall */
+
+	/* Optional: called on KVM_RUN -EFAULT (guest touched an unmapped window page). Return 0
+	 * to retry KVM_RUN (mapping fixed), or -1 to fail the VM. */
+	int (*efault_handler)(struct vm *vm, struct vcpu *v, void *opaque);
+	void *efault_opaque;
+};
+
+int vm__create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
+void vm__destroy(struct vm *vm);
+
+/* Load the agent ELF, write page tables, GDT and per-vCPU boot info, set vCPU registers. */
+int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, uint32_t workload,
+		    const struct vmc_workload_args *args, char *err, size_t errlen);
+/* Start one thread per vCPU. */
+int vm__start(struct vm *vm, char *err, size_t errlen);
+
+/* The one checked accessor for guest pointers: host VA of [gpa, gpa+len) or NULL. */
+void *vm__gpa_ptr(struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* From any non-vCPU thread: returns once every vCPU thread is blocked outside KVM_RUN (or
+ * exited). Nests. */
+void vm__pause(struct vm *vm);
+void vm__resume(struct vm *vm);
+
+/* Graceful: stop_requested=1 in every boot info, wake sleepers. */
+void vm__request_stop(struct vm *vm);
+/* Now: every vCPU thread leaves KVM_RUN and ends. */
+void vm__force_stop(struct vm *vm);
+/* Record a fatal guest/KVM error (first one wins), print it, force-stop the VM. */
+void vm__fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool vm__all_exited(struct vm *vm);
+void vm__join(struct vm *vm);
+/* 0, a guest status, or VMC_EXIT_*. */
+int vm__exit_code(struct vm *vm);
+
+#endif

@@ -33,6 +33,15 @@ struct mm_vmstat {
 	uint64_t pages_copied;            /* every 4 KiB copy, for copies-per-page figures */
 };
 
+/* Where mm__create spent its time (the VMM's start-up budget). */
+struct mm_startup {
+	uint64_t layout_ns;   /* buddy + gpamap init, aging__place */
+	uint64_t pool_ns;     /* pool__create, prefault included */
+	uint64_t prefault_ns; /* of which prefaulting */
+	uint64_t map_ns;      /* window__create + window__map_all */
+	uint64_t total_ns;
+};
+
 struct mm {
 	pthread_mutex_t lock;      /* held by the defrag engine per step and by readers of stats */
 	struct mm_config cfg;
@@ -41,10 +50,19 @@ struct mm {
 	struct gpamap map;
 	struct window win;
 	struct mm_vmstat vmstat;
-	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping */
+	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping; set by
+				      * mm__create for regions in order, kept by whoever remaps */
+	struct mm_startup startup;
 };
 
+/*
+ * Validate cfg, lay out guest and ballast (aging__place), check the VMA budget, then
+ * create the pool (prefaulted if asked) and map the window. The VMA budget is checked
+ * before the pool is made, so a refused configuration costs no prefault.
+ * 0 or -errno with a message in err.
+ */
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen);
+/* Only after a successful mm__create (a failed one has already cleaned up). */
 void mm__destroy(struct mm *mm);
 
 /* A snapshot of everything a user wants to see about guest memory. */
@@ -65,13 +83,21 @@ struct mm_stat {
 	uint64_t frames_owned[FRAME_OWNERS];
 	uint64_t vmas;                 /* window mappings */
 	uint64_t huge_blocks;          /* pool blocks that are host huge pages */
-	uint64_t metadata_bytes;
+	uint64_t metadata_bytes;       /* buddy + gpamap + pool/window/mm arrays */
 	enum pool_backing backing;
+	bool huge_exact;               /* huge_blocks from pagemap+kpageflags, else a guess */
 	struct mm_vmstat vmstat;
 };
 
 /* Takes mm->lock. */
 void mm__stat(struct mm *mm, struct mm_stat *st);
+/*
+ * Upper bound on the guest regions that can be in order on a host-huge pool block,
+ * given where unmovable ballast sits. Caller holds mm->lock (or is single-threaded).
+ * See mm.c for the argument.
+ */
 uint32_t mm__achievable_regions(const struct mm *mm);
+/* Bytes of metadata for a guest of nr_gpfns pages in a pool of nr_frames frames. */
+uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames);
 
 #endif

@@ -11,11 +11,19 @@ enum pool_backing {
 	POOL_BACKING_4K,       /* THP could not be had: every block is 4 KiB pages */
 };
 
+extern const char *const pool_backing_names[];
+
 struct pool_config {
 	uint64_t size;          /* bytes, multiple of 2 MiB */
 	const char *path;       /* NULL: private tmpfs mount; else a directory (tmpfs/hugetlbfs) */
 	bool prefault;          /* touch every frame at start-up (default true) */
+	unsigned prefault_threads; /* 0: one per online CPU (at most POOL_PREFAULT_THREADS_MAX) */
 };
+
+#define POOL_PREFAULT_THREADS_MAX 8
+
+/* Copies one 4 KiB frame with non-temporal stores where the CPU has them; no fence. */
+typedef void (*pool_copy_fn)(void *dst, const void *src);
 
 struct pool {
 	int fd;
@@ -24,15 +32,22 @@ struct pool {
 	uint32_t nr_frames;
 	uint32_t nr_blocks;       /* 2 MiB blocks */
 	enum pool_backing backing;
-	char mount_dir[PATH_MAX]; /* private mount we made (unmounted at destroy), or "" */
-	char note[512];           /* what was tried for THP and how to fix it, for users */
+	char mount_dir[PATH_MAX]; /* where the private tmpfs was mounted; already detached and
+				   * removed by pool__create (the fd keeps it alive), kept for messages */
+	char note[1024];          /* what was tried for THP and how to fix it, for users */
 	uint8_t *block_huge;      /* per 2 MiB block: 1 if the host backs it with one huge page */
 	uint32_t nr_huge_blocks;
+	bool huge_exact;          /* block_huge from pagemap+kpageflags (else a count from smaps) */
+	uint64_t prefault_ns;     /* time pool__create spent prefaulting (0 if not asked) */
+	unsigned prefault_threads;/* threads it used */
+	uint64_t refresh_ns;      /* time the last pool__refresh_huge took */
+	pool_copy_fn copy;        /* chosen at create by CPU features */
+	const char *copy_impl;    /* "avx512", "avx2" or "sse2" */
 };
 
 int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen);
 void pool__destroy(struct pool *p);
-/* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). */
+/* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). 0 or -errno. */
 int pool__refresh_huge(struct pool *p);
 
 static inline void *pool__frame_ptr(const struct pool *p, frame_t f)
@@ -44,7 +59,13 @@ static inline bool pool__block_is_huge(const struct pool *p, frame_t f)
 	return p->block_huge[f >> MM_PAGEBLOCK_ORDER];
 }
 
-/* Copy one 4 KiB frame through the direct map (non-temporal where available). */
+/* Copy one 4 KiB frame through the direct map (non-temporal where available), then fence. */
 void pool__copy_frame(struct pool *p, frame_t dst, frame_t src);
+/* Batch form: copy without fencing; call pool__copy_fence() once after the batch, before
+ * anything else (the window remap, another thread) may look at the destination. */
+void pool__copy_frame_nofence(struct pool *p, frame_t dst, frame_t src);
+void pool__copy_fence(void);
+/* Copy n consecutive frames [src, src + n) to [dst, dst + n), then fence. */
+void pool__copy_frames(struct pool *p, frame_t dst, frame_t src, uint32_t n);
 
 #endif

@@ -1,0 +1,232 @@
+/* mm.c: the guest memory manager: builds pool, buddy, GPA map and window, and reports on them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mm/mm.h"
+
+#define MM_REGION_BYTES (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
+
+static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!buf || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
+{
+	uint64_t regions = ((uint64_t)nr_gpfns + MM_PAGEBLOCK_FRAMES - 1) / MM_PAGEBLOCK_FRAMES;
+	uint64_t blocks = ((uint64_t)nr_frames + MM_PAGEBLOCK_FRAMES - 1) / MM_PAGEBLOCK_FRAMES;
+
+	return buddy__metadata_bytes(nr_frames) + gpamap__metadata_bytes(nr_gpfns, nr_frames) +
+	       blocks +                                    /* pool.block_huge */
+	       ((uint64_t)nr_gpfns + 63) / 64 * 8 +        /* window.vma_start */
+	       regions +                                   /* region_huge_mapped */
+	       sizeof(struct mm);
+}
+
+int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
+{
+	struct pool_config pc;
+	uint64_t slack, pool_bytes, needed, t0 = now_ns(), t;
+	uint32_t nr_gpfns, nr_frames;
+	int ret;
+
+	memset(mm, 0, sizeof(*mm));
+	mm->pool.fd = -1;
+	if (!cfg->guest_bytes || cfg->guest_bytes % MM_REGION_BYTES) {
+		set_msg(err, errlen, "guest RAM %" PRIu64 " bytes is not a positive multiple of 2 MiB",
+			cfg->guest_bytes);
+		return -EINVAL;
+	}
+	slack = (cfg->slack_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
+	pool_bytes = cfg->guest_bytes + slack;
+	if (pool_bytes < cfg->guest_bytes || (pool_bytes >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+		set_msg(err, errlen, "pool of %" PRIu64 " MiB guest + %" PRIu64 " MiB slack has too many "
+			"4 KiB frames for 32-bit frame numbers (at most 16 TiB)", cfg->guest_bytes >> 20, slack >> 20);
+		return -EINVAL;
+	}
+	mm->cfg = *cfg;
+	mm->cfg.slack_bytes = slack;
+	nr_gpfns = (uint32_t)(cfg->guest_bytes >> MM_PAGE_SHIFT);
+	nr_frames = (uint32_t)(pool_bytes >> MM_PAGE_SHIFT);
+	ret = pthread_mutex_init(&mm->lock, NULL);
+	if (ret) {
+		set_msg(err, errlen, "mm lock: %s", strerror(ret));
+		return -ret;
+	}
+
+	/* The layout first: it decides the VMA count, and costs no memory of the pool. */
+	ret = buddy__init(&mm->buddy, nr_frames);
+	if (ret) {
+		set_msg(err, errlen, "buddy allocator over %u frames: %s", nr_frames, strerror(-ret));
+		goto err_lock;
+	}
+	ret = gpamap__init(&mm->map, nr_gpfns, nr_frames);
+	if (ret) {
+		set_msg(err, errlen, "GPA map of %u pages over %u frames: %s", nr_gpfns, nr_frames, strerror(-ret));
+		goto err_buddy;
+	}
+	ret = aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
+	if (ret)
+		goto err_map;
+	mm->startup.layout_ns = now_ns() - t0;
+
+	/* Refuse before prefaulting gigabytes if the window cannot be mapped. */
+	needed = window__vmas_needed(&mm->map);
+	ret = vma_budget__check(needed, err, errlen);
+	if (ret)
+		goto err_map;
+
+	t = now_ns();
+	pc = (struct pool_config){ .size = pool_bytes, .path = cfg->pool_path, .prefault = cfg->prefault };
+	ret = pool__create(&mm->pool, &pc, err, errlen);
+	if (ret)
+		goto err_map;
+	mm->startup.pool_ns = now_ns() - t;
+	mm->startup.prefault_ns = mm->pool.prefault_ns;
+
+	t = now_ns();
+	ret = window__create(&mm->win, cfg->guest_bytes, mm->pool.fd, err, errlen);
+	if (ret)
+		goto err_pool;
+	ret = window__map_all(&mm->win, &mm->map, err, errlen);
+	if (ret)
+		goto err_win;
+	mm->startup.map_ns = now_ns() - t;
+
+	mm->region_huge_mapped = calloc(mm->map.nr_regions, 1);
+	if (!mm->region_huge_mapped) {
+		set_msg(err, errlen, "mm: out of memory for %u region flags", mm->map.nr_regions);
+		ret = -ENOMEM;
+		goto err_win;
+	}
+	/* map_all gave every in-order region a mapping covering its whole aligned 2 MiB. */
+	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
+		mm->region_huge_mapped[r] = gpamap__region_in_order(&mm->map, r);
+	mm->startup.total_ns = now_ns() - t0;
+	return 0;
+
+err_win:
+	window__destroy(&mm->win);
+err_pool:
+	pool__destroy(&mm->pool);
+err_map:
+	gpamap__exit(&mm->map);
+err_buddy:
+	buddy__exit(&mm->buddy);
+err_lock:
+	pthread_mutex_destroy(&mm->lock);
+	return ret;
+}
+
+void mm__destroy(struct mm *mm)
+{
+	free(mm->region_huge_mapped);
+	window__destroy(&mm->win);
+	pool__destroy(&mm->pool);
+	gpamap__exit(&mm->map);
+	buddy__exit(&mm->buddy);
+	pthread_mutex_destroy(&mm->lock);
+	memset(mm, 0, sizeof(*mm));
+	mm->pool.fd = -1;
+}
+
+/*
+ * An upper bound on the regions that can end up in order on a host-huge block.
+ * A region in order needs a whole block that is a host huge page ("clean": huge
+ * and holding no unmovable frame), and that block then holds nothing else. The
+ * movable ballast must live somewhere: first in the room the unclean blocks have
+ * besides their unmovable frames; what does not fit there ("overflow") takes
+ * clean blocks, at least ceil(overflow / 512) of them. So
+ *     achievable = min(nr_regions, clean - ceil(overflow / 512)).
+ * Guest pages of regions that are not in order need no extra room: the pool
+ * holds everything now, so the movable frames (guest + ballast) always fit in
+ * the unclean room plus the clean blocks, whatever the number in order.
+ * Frames in transit (FRAME_ISOLATED) are counted as movable room.
+ */
+uint32_t mm__achievable_regions(const struct mm *mm)
+{
+	const struct gpamap *m = &mm->map;
+	uint32_t nr_blocks = m->nr_frames / MM_PAGEBLOCK_FRAMES, clean = 0, taken;
+	uint64_t room = 0, movable = m->nr_owned[FRAME_BALLAST_MOVABLE], overflow;
+
+	for (uint32_t blk = 0; blk < nr_blocks; blk++) {
+		const uint8_t *own = m->frame_owner + ((size_t)blk << MM_PAGEBLOCK_ORDER);
+		uint32_t unmovable = 0;
+
+		for (uint32_t p = 0; p < MM_PAGEBLOCK_FRAMES; p++)
+			unmovable += own[p] == FRAME_BALLAST_UNMOVABLE;
+		if (!unmovable && mm->pool.block_huge[blk])
+			clean++;
+		else
+			room += MM_PAGEBLOCK_FRAMES - unmovable;
+	}
+	overflow = movable > room ? movable - room : 0;
+	taken = (uint32_t)((overflow + MM_PAGEBLOCK_FRAMES - 1) / MM_PAGEBLOCK_FRAMES);
+	clean = clean > taken ? clean - taken : 0;
+	return clean < m->nr_regions ? clean : m->nr_regions;
+}
+
+void mm__stat(struct mm *mm, struct mm_stat *st)
+{
+	const struct gpamap *m = &mm->map;
+	const struct buddy *b = &mm->buddy;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&mm->lock);
+	st->guest_bytes = mm->cfg.guest_bytes;
+	st->slack_bytes = mm->cfg.slack_bytes;
+	st->pool_bytes = mm->pool.size;
+	st->nr_regions = m->nr_regions;
+	for (uint32_t r = 0; r < m->nr_regions; r++) {
+		if (!gpamap__region_in_order(m, r))
+			continue;
+		st->regions_in_order++;
+		st->regions_backed_2m += pool__block_is_huge(&mm->pool, gpamap__frame(m, r << MM_PAGEBLOCK_ORDER));
+	}
+	st->regions_achievable = mm__achievable_regions(mm);
+	if (m->nr_regions) {
+		st->backing_2m = (double)st->regions_backed_2m / m->nr_regions;
+		st->backing_2m_achievable = (double)st->regions_achievable / m->nr_regions;
+	}
+	for (unsigned o = 0; o < MM_MAX_ORDER; o++) {
+		struct contig_page_info info;
+
+		st->nr_free[o] = b->area[o].nr_free;
+		for (int mt = 0; mt < MIGRATE_TYPES; mt++)
+			st->nr_free_mt[o][mt] = b->area[o].nr_free_mt[mt];
+		buddy__contig_page_info(b, o, &info);
+		st->fragindex[o] = fragmentation_index(&info, o);
+		st->unusable[o] = unusable_free_index(&info, o);
+	}
+	buddy__pageblock_counts(b, st->pageblocks_mt);
+	st->frag_score = buddy__fragmentation_score(b);
+	for (int o = 0; o < FRAME_OWNERS; o++)
+		st->frames_owned[o] = m->nr_owned[o];
+	st->vmas = mm->win.nr_vmas;
+	st->huge_blocks = mm->pool.nr_huge_blocks;
+	st->huge_exact = mm->pool.huge_exact;
+	st->metadata_bytes = mm__metadata_bytes(m->nr_gpfns, m->nr_frames);
+	st->backing = mm->pool.backing;
+	st->vmstat = mm->vmstat;
+	pthread_mutex_unlock(&mm->lock);
+}

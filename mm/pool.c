@@ -1,0 +1,738 @@
+/* pool.c: the frame pool: a shmem file on a private huge=always tmpfs, its direct map and THP detection. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "mm/pool.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+
+#define POOL_BLOCK_SIZE (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
+#define POOL_RUN_DIR "/run/vmcompact"
+#define POOL_MOUNT_MARGIN (4ULL << 20) /* tmpfs size= beyond the file, for rounding */
+
+/* /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
+#define KPF_COMPOUND_HEAD 15
+#define KPF_COMPOUND_TAIL 16
+#define KPF_HUGE 17
+#define KPF_THP 22
+#define PM_PRESENT (1ULL << 63)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+const char *const pool_backing_names[] = {
+	[POOL_BACKING_THP] = "thp",
+	[POOL_BACKING_HUGETLB] = "hugetlb",
+	[POOL_BACKING_4K] = "4k",
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!buf || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Append to p->note, keeping what is there. */
+static void note_add(struct pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_add(struct pool *p, const char *fmt, ...)
+{
+	size_t used = strlen(p->note);
+	va_list ap;
+
+	if (used >= sizeof(p->note) - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->note + used, sizeof(p->note) - used, fmt, ap);
+	va_end(ap);
+}
+
+/* The bracketed choice of /sys/kernel/mm/transparent_hugepage/shmem_enabled, or "". */
+static void read_shmem_enabled(char *out, size_t outlen)
+{
+	char buf[256], *l, *r;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f) && (l = strchr(buf, '[')) && (r = strchr(l, ']'))) {
+		*r = '\0';
+		snprintf(out, outlen, "%s", l + 1);
+	}
+	fclose(f);
+}
+
+static bool shmem_policy_gives_thp(const char *policy)
+{
+	/* "advise" counts: we madvise(MADV_HUGEPAGE) the direct map and the window. */
+	return !strcmp(policy, "always") || !strcmp(policy, "within_size") || !strcmp(policy, "advise") ||
+	       !strcmp(policy, "force");
+}
+
+/*
+ * The super options ("huge=...") of the tmpfs holding path, from /proc/self/mountinfo:
+ * the mount whose mount point is the longest path-prefix of realpath(path).
+ */
+static bool tmpfs_huge_option(const char *path, char *huge, size_t hugelen)
+{
+	char real[PATH_MAX], line[4096], best_opts[1024] = "";
+	size_t best_len = 0;
+	bool found = false;
+	FILE *f;
+
+	huge[0] = '\0';
+	if (!realpath(path, real))
+		return false;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], fstype[64], opts[1024];
+		char *dash = strstr(line, " - ");
+		size_t len;
+
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		if (sscanf(dash + 3, "%63s %*s %1023s", fstype, opts) != 2)
+			continue;
+		len = strlen(mnt);
+		if (strncmp(real, mnt, len) || (real[len] != '/' && real[len] != '\0' && strcmp(mnt, "/")))
+			continue;
+		if (len >= best_len) {
+			best_len = len;
+			found = !strcmp(fstype, "tmpfs");
+			snprintf(best_opts, sizeof(best_opts), "%s", opts);
+		}
+	}
+	fclose(f);
+	if (found) {
+		char *h = strstr(best_opts, "huge=");
+
+		if (h) {
+			size_t n = strcspn(h + 5, ",");
+
+			snprintf(huge, hugelen, "%.*s", (int)n, h + 5);
+		} else {
+			snprintf(huge, hugelen, "never");
+		}
+	}
+	return found;
+}
+
+/* Our own tmpfs, huge=always: mount, create, size, unlink, detach, rmdir. */
+static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
+{
+	char opts[128], file[PATH_MAX + 16];
+	int ret, fd;
+
+	if (mkdir(POOL_RUN_DIR, 0700) && errno != EEXIST)
+		snprintf(p->mount_dir, sizeof(p->mount_dir), "/tmp/vmcompact-pool.XXXXXX");
+	else
+		snprintf(p->mount_dir, sizeof(p->mount_dir), POOL_RUN_DIR "/pool.XXXXXX");
+	if (!mkdtemp(p->mount_dir)) {
+		snprintf(p->mount_dir, sizeof(p->mount_dir), "/tmp/vmcompact-pool.XXXXXX");
+		if (!mkdtemp(p->mount_dir)) {
+			ret = -errno;
+			set_msg(err, errlen, "cannot create a mount point for the pool tmpfs: %s", strerror(errno));
+			p->mount_dir[0] = '\0';
+			return ret;
+		}
+	}
+	snprintf(opts, sizeof(opts), "huge=always,size=%" PRIu64 "k,mode=0700",
+		 (uint64_t)((p->size + POOL_MOUNT_MARGIN) >> 10));
+	if (mount("tmpfs", p->mount_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+		ret = -errno;
+		set_msg(err, errlen, "mount -t tmpfs -o %s tmpfs %s: %s", opts, p->mount_dir, strerror(errno));
+		rmdir(p->mount_dir);
+		return ret;
+	}
+	snprintf(file, sizeof(file), "%s/pool", p->mount_dir);
+	fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		set_msg(err, errlen, "create %s: %s", file, strerror(errno));
+		goto out_umount;
+	}
+	if (ftruncate(fd, (off_t)p->size)) {
+		ret = -errno;
+		set_msg(err, errlen, "size %s to %" PRIu64 " bytes: %s", file, p->size, strerror(errno));
+		close(fd);
+		unlink(file);
+		goto out_umount;
+	}
+	unlink(file);
+	p->fd = fd;
+	p->backing = POOL_BACKING_THP;
+	note_add(p, "private tmpfs huge=always (mounted at %s, detached at once)", p->mount_dir);
+	ret = 0;
+out_umount:
+	umount2(p->mount_dir, MNT_DETACH);
+	rmdir(p->mount_dir);
+	return ret;
+}
+
+/* An unlinked file in a user-given directory on tmpfs or hugetlbfs. */
+static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen)
+{
+	char tmpl[PATH_MAX + 32], huge[32], policy[32];
+	struct statfs sfs;
+	int fd, ret;
+
+	if (statfs(dir, &sfs)) {
+		ret = -errno;
+		set_msg(err, errlen, "pool path %s: %s", dir, strerror(errno));
+		return ret;
+	}
+	if ((uint64_t)sfs.f_type == HUGETLBFS_MAGIC) {
+		uint64_t hps = (uint64_t)sfs.f_bsize;
+
+		if (hps < POOL_BLOCK_SIZE || p->size % hps) {
+			set_msg(err, errlen, "pool size %" PRIu64 " is not a multiple of %s's huge page size %" PRIu64,
+				p->size, dir, hps);
+			return -EINVAL;
+		}
+		p->backing = POOL_BACKING_HUGETLB;
+		note_add(p, "hugetlbfs %s (%" PRIu64 " KiB pages)", dir, hps >> 10);
+	} else if ((uint64_t)sfs.f_type == TMPFS_MAGIC) {
+		read_shmem_enabled(policy, sizeof(policy));
+		if (!tmpfs_huge_option(dir, huge, sizeof(huge)))
+			snprintf(huge, sizeof(huge), "unknown");
+		if (!strcmp(policy, "force") || !strcmp(huge, "always") || !strcmp(huge, "within_size") ||
+		    !strcmp(huge, "advise")) {
+			p->backing = POOL_BACKING_THP;
+			note_add(p, "tmpfs %s huge=%s", dir, huge);
+		} else {
+			p->backing = POOL_BACKING_4K;
+			note_add(p, "tmpfs %s has huge=%s: the pool gets 4 KiB pages. Fix: remount it with "
+				    "huge=always (mount -o remount,huge=always %s)", dir, huge, dir);
+		}
+	} else {
+		set_msg(err, errlen, "pool path %s is neither tmpfs nor hugetlbfs (f_type %#lx): a shared "
+			"mapping there would be written back to disk. Use e.g. "
+			"mkdir DIR && mount -t tmpfs -o huge=always tmpfs DIR", dir, (unsigned long)sfs.f_type);
+		return -EINVAL;
+	}
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(tmpl, sizeof(tmpl), "%s/vmcompact-pool.XXXXXX", dir);
+		fd = mkostemp(tmpl, O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			set_msg(err, errlen, "create a pool file in %s: %s", dir, strerror(errno));
+			return ret;
+		}
+		unlink(tmpl);
+	}
+	if (ftruncate(fd, (off_t)p->size)) {
+		ret = -errno;
+		set_msg(err, errlen, "size the pool file in %s to %" PRIu64 " bytes: %s", dir, p->size,
+			strerror(errno));
+		close(fd);
+		return ret;
+	}
+	p->fd = fd;
+	return 0;
+}
+
+/* No mount allowed (not root): an anonymous shmem file, huge only if shmem_enabled allows. */
+static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen)
+{
+	char policy[32];
+	int fd, ret;
+
+	fd = (int)memfd_create("vmcompact-pool", MFD_CLOEXEC);
+	if (fd < 0) {
+		char tmpl[] = "/dev/shm/vmcompact-pool.XXXXXX";
+
+		fd = mkostemp(tmpl, O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			set_msg(err, errlen, "pool: no private tmpfs (%s), no memfd, no /dev/shm file: %s",
+				strerror(-mount_err), strerror(errno));
+			return ret;
+		}
+		unlink(tmpl);
+	}
+	if (ftruncate(fd, (off_t)p->size)) {
+		ret = -errno;
+		set_msg(err, errlen, "size the pool memfd to %" PRIu64 " bytes: %s", p->size, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	p->fd = fd;
+	read_shmem_enabled(policy, sizeof(policy));
+	p->backing = shmem_policy_gives_thp(policy) ? POOL_BACKING_THP : POOL_BACKING_4K;
+	p->note[0] = '\0';
+	note_add(p, "could not mount a private huge=always tmpfs (%s); using a memfd with shmem_enabled=%s%s. "
+		    "Fix: run as root, or pass --pool-path DIR on a tmpfs mounted with huge=always|advise "
+		    "(mount -t tmpfs -o huge=always tmpfs DIR), or set "
+		    "/sys/kernel/mm/transparent_hugepage/shmem_enabled to advise (vmcompact never changes it)",
+		 strerror(-mount_err), policy[0] ? policy : "?",
+		 p->backing == POOL_BACKING_4K ? ", so the pool has 4 KiB pages" : "");
+	return 0;
+}
+
+/* Map the whole file once, MAP_SHARED, at an address aligned to `align`. */
+static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
+{
+	uint8_t *raw, *aligned, *end, *raw_end;
+	void *m;
+	int ret;
+
+	raw = mmap(NULL, p->size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED) {
+		ret = -errno;
+		set_msg(err, errlen, "reserve %" PRIu64 " bytes of address space for the pool: %s",
+			p->size + align, strerror(errno));
+		return ret;
+	}
+	aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+	m = mmap(aligned, p->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, p->fd, 0);
+	if (m == MAP_FAILED) {
+		ret = -errno;
+		set_msg(err, errlen, "map the pool (%" PRIu64 " bytes): %s", p->size, strerror(errno));
+		munmap(raw, p->size + align);
+		return ret;
+	}
+	end = aligned + p->size;
+	raw_end = raw + p->size + align;
+	if (aligned > raw)
+		munmap(raw, (size_t)(aligned - raw));
+	if (raw_end > end)
+		munmap(end, (size_t)(raw_end - end));
+	p->base = aligned;
+	return 0;
+}
+
+/* Populate [addr, addr + len) writable: MADV_POPULATE_WRITE, or touch every 4 KiB before 5.14. */
+static int populate(uint8_t *addr, uint64_t len)
+{
+	if (madvise(addr, len, MADV_POPULATE_WRITE)) {
+		if (errno != EINVAL)
+			return -errno;
+		for (uint64_t off = 0; off < len; off += MM_PAGE_SIZE)
+			((volatile uint8_t *)addr)[off] = 0;
+	}
+	return 0;
+}
+
+struct prefault_job {
+	pthread_t thread;
+	uint8_t *addr;
+	uint64_t len;
+	int ret;
+	bool started;
+};
+
+static void *prefault_worker(void *arg)
+{
+	struct prefault_job *job = arg;
+
+	job->ret = populate(job->addr, job->len);
+	return NULL;
+}
+
+/*
+ * Prefault in parallel, one thread per CPU (at most POOL_PREFAULT_THREADS_MAX): on memory
+ * the hypervisor has reclaimed, first touch costs milliseconds per 2 MiB and 2 threads
+ * halve it (1.25-1.5 s instead of 2.4-3.4 s per GiB here); warm, it makes little difference.
+ */
+static int prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
+{
+	struct prefault_job jobs[POOL_PREFAULT_THREADS_MAX];
+	uint64_t t0 = now_ns(), per;
+	uint32_t blocks_per;
+	int ret = 0;
+
+	if (!threads) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	if (threads > POOL_PREFAULT_THREADS_MAX)
+		threads = POOL_PREFAULT_THREADS_MAX;
+	if (threads > p->nr_blocks)
+		threads = p->nr_blocks;
+	blocks_per = (p->nr_blocks + threads - 1) / threads;
+	per = (uint64_t)blocks_per * POOL_BLOCK_SIZE;
+	for (unsigned i = 0; i < threads; i++) {
+		struct prefault_job *job = &jobs[i];
+		uint64_t off = per * i;
+
+		job->addr = p->base + off;
+		job->len = off >= p->size ? 0 : (p->size - off < per ? p->size - off : per);
+		job->ret = 0;
+		job->started = i > 0 && job->len && !pthread_create(&job->thread, NULL, prefault_worker, job);
+	}
+	for (unsigned i = 0; i < threads; i++) /* job 0, and any whose thread did not start, here */
+		if (!jobs[i].started && jobs[i].len)
+			prefault_worker(&jobs[i]);
+	for (unsigned i = 0; i < threads; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].ret && !ret)
+			ret = jobs[i].ret;
+	}
+	if (ret) {
+		set_msg(err, errlen, "prefault the pool (%" PRIu64 " MiB): %s%s", p->size >> 20, strerror(-ret),
+			ret == -ENOMEM || ret == -EFAULT ?
+				" (tmpfs full, or not enough huge pages in the hugetlbfs pool?)" : "");
+		return ret;
+	}
+	p->prefault_ns = now_ns() - t0;
+	p->prefault_threads = threads;
+	return 0;
+}
+
+/* --- which blocks are host huge pages --- */
+
+#define REFRESH_CHUNK_BLOCKS 64
+
+static bool block_is_huge(int kpf_fd, uint64_t e0, uint64_t e256, int *eperm)
+{
+	uint64_t pfn0 = e0 & PM_PFN_MASK, pfn256 = e256 & PM_PFN_MASK, fl0, fl256;
+	const uint64_t huge = (1ULL << KPF_THP) | (1ULL << KPF_HUGE);
+
+	if (!(e0 & PM_PRESENT) || !(e256 & PM_PRESENT))
+		return false;
+	if (pfn0 == 0) {
+		*eperm = 1; /* PFNs hidden: no CAP_SYS_ADMIN */
+		return false;
+	}
+	if (pfn0 & (MM_PAGEBLOCK_FRAMES - 1) || pfn256 != pfn0 + MM_PAGEBLOCK_FRAMES / 2)
+		return false;
+	if (pread(kpf_fd, &fl0, sizeof(fl0), (off_t)(pfn0 * sizeof(uint64_t))) != sizeof(fl0) ||
+	    pread(kpf_fd, &fl256, sizeof(fl256), (off_t)(pfn256 * sizeof(uint64_t))) != sizeof(fl256))
+		return false;
+	/*
+	 * Page 0 heads a folio (or is a tail of an even larger one) and page 256 is a
+	 * tail: folios are naturally aligned, so the folio holding page 0 covers at least
+	 * the whole 2 MiB block, and its PFNs are 512-aligned: the host can PMD-map it.
+	 */
+	return (fl0 & huge) && (fl256 & huge) && (fl256 & (1ULL << KPF_COMPOUND_TAIL)) &&
+	       (fl0 & ((1ULL << KPF_COMPOUND_HEAD) | (1ULL << KPF_COMPOUND_TAIL)));
+}
+
+static int refresh_from_kpageflags(struct pool *p)
+{
+	const size_t per_chunk = (size_t)REFRESH_CHUNK_BLOCKS * MM_PAGEBLOCK_FRAMES;
+	uint64_t *pm = NULL;
+	int pm_fd, kpf_fd, eperm = 0, ret = 0;
+
+	pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0)
+		return -errno;
+	kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (kpf_fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	pm = malloc(per_chunk * sizeof(uint64_t));
+	if (!pm) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t blk = 0; blk < p->nr_blocks; blk += REFRESH_CHUNK_BLOCKS) {
+		uint32_t n = p->nr_blocks - blk < REFRESH_CHUNK_BLOCKS ? p->nr_blocks - blk : REFRESH_CHUNK_BLOCKS;
+		size_t bytes = (size_t)n * MM_PAGEBLOCK_FRAMES * sizeof(uint64_t);
+		uint64_t vpn = ((uintptr_t)p->base >> MM_PAGE_SHIFT) + (uint64_t)blk * MM_PAGEBLOCK_FRAMES;
+
+		if (pread(pm_fd, pm, bytes, (off_t)(vpn * sizeof(uint64_t))) != (ssize_t)bytes) {
+			ret = -EIO;
+			goto out;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			const uint64_t *e = pm + (size_t)i * MM_PAGEBLOCK_FRAMES;
+
+			p->block_huge[blk + i] = block_is_huge(kpf_fd, e[0], e[MM_PAGEBLOCK_FRAMES / 2], &eperm);
+			if (eperm) {
+				ret = -EPERM;
+				goto out;
+			}
+		}
+	}
+out:
+	free(pm);
+	if (kpf_fd >= 0)
+		close(kpf_fd);
+	close(pm_fd);
+	return ret;
+}
+
+/* Fallback: /proc/self/smaps gives only a count of PMD-mapped (or hugetlb) kB in the direct map. */
+static int refresh_from_smaps(struct pool *p)
+{
+	uintptr_t lo = (uintptr_t)p->base, hi = lo + p->size;
+	char line[512];
+	bool inside = false;
+	uint64_t kb = 0, n;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end, v;
+
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			inside = start >= lo && end <= hi;
+			continue;
+		}
+		if (!inside)
+			continue;
+		if (sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1 || sscanf(line, "FilePmdMapped: %lu kB", &v) == 1 ||
+		    sscanf(line, "Shared_Hugetlb: %lu kB", &v) == 1 || sscanf(line, "Private_Hugetlb: %lu kB", &v) == 1)
+			kb += v;
+	}
+	fclose(f);
+	n = kb / (POOL_BLOCK_SIZE >> 10);
+	if (n > p->nr_blocks)
+		n = p->nr_blocks;
+	memset(p->block_huge, 0, p->nr_blocks);
+	memset(p->block_huge, 1, (size_t)n);
+	return 0;
+}
+
+int pool__refresh_huge(struct pool *p)
+{
+	uint64_t t0 = now_ns();
+	uint32_t n = 0;
+	int ret;
+
+	ret = refresh_from_kpageflags(p);
+	p->huge_exact = ret == 0;
+	if (ret < 0) {
+		int why = ret;
+
+		ret = refresh_from_smaps(p);
+		if (!strstr(p->note, "optimistically"))
+			note_add(p, "%s/proc/self/pagemap+/proc/kpageflags unreadable (%s): which blocks are huge "
+				    "is guessed from the smaps PMD-mapped count, marking the first blocks "
+				    "optimistically", p->note[0] ? "; " : "", strerror(-why));
+	}
+	for (uint32_t b = 0; b < p->nr_blocks; b++)
+		n += p->block_huge[b];
+	p->nr_huge_blocks = n;
+	p->refresh_ns = now_ns() - t0;
+	return ret;
+}
+
+/* --- copying --- */
+
+static void copy_plain(void *dst, const void *src)
+{
+	memcpy(dst, src, MM_PAGE_SIZE);
+}
+
+#if defined(__x86_64__)
+static void copy_sse2(void *dst, const void *src)
+{
+	__m128i *d = dst;
+	const __m128i *s = src;
+
+	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m128i); i += 4) {
+		__m128i a = _mm_load_si128(s + i), b = _mm_load_si128(s + i + 1);
+		__m128i c = _mm_load_si128(s + i + 2), e = _mm_load_si128(s + i + 3);
+
+		_mm_stream_si128(d + i, a);
+		_mm_stream_si128(d + i + 1, b);
+		_mm_stream_si128(d + i + 2, c);
+		_mm_stream_si128(d + i + 3, e);
+	}
+}
+
+__attribute__((target("avx2"))) static void copy_avx2(void *dst, const void *src)
+{
+	__m256i *d = dst;
+	const __m256i *s = src;
+
+	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m256i); i += 4) {
+		__m256i a = _mm256_load_si256(s + i), b = _mm256_load_si256(s + i + 1);
+		__m256i c = _mm256_load_si256(s + i + 2), e = _mm256_load_si256(s + i + 3);
+
+		_mm256_stream_si256(d + i, a);
+		_mm256_stream_si256(d + i + 1, b);
+		_mm256_stream_si256(d + i + 2, c);
+		_mm256_stream_si256(d + i + 3, e);
+	}
+}
+
+__attribute__((target("avx512f"))) static void copy_avx512(void *dst, const void *src)
+{
+	__m512i *d = dst;
+	const __m512i *s = src;
+
+	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m512i); i += 4) {
+		__m512i a = _mm512_load_si512(s + i), b = _mm512_load_si512(s + i + 1);
+		__m512i c = _mm512_load_si512(s + i + 2), e = _mm512_load_si512(s + i + 3);
+
+		_mm512_stream_si512(d + i, a);
+		_mm512_stream_si512(d + i + 1, b);
+		_mm512_stream_si512(d + i + 2, c);
+		_mm512_stream_si512(d + i + 3, e);
+	}
+}
+#endif
+
+static void select_copy(struct pool *p)
+{
+	/* VMC_POOL_COPY=avx512|avx2|sse2|memcpy forces one (benchmarks); unknown or unsupported: memcpy. */
+	const char *force = getenv("VMC_POOL_COPY");
+	bool any = !force || !*force;
+
+	p->copy = copy_plain;
+	p->copy_impl = "memcpy";
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if ((any || !strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
+		p->copy = copy_avx512;
+		p->copy_impl = "avx512";
+	} else if ((any || !strcmp(force, "avx2")) && __builtin_cpu_supports("avx2")) {
+		p->copy = copy_avx2;
+		p->copy_impl = "avx2";
+	} else if (any || !strcmp(force, "sse2")) {
+		p->copy = copy_sse2;
+		p->copy_impl = "sse2";
+	}
+#endif
+}
+
+void pool__copy_fence(void)
+{
+#if defined(__x86_64__)
+	_mm_sfence();
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+void pool__copy_frame_nofence(struct pool *p, frame_t dst, frame_t src)
+{
+	p->copy(pool__frame_ptr(p, dst), pool__frame_ptr(p, src));
+}
+
+void pool__copy_frame(struct pool *p, frame_t dst, frame_t src)
+{
+	p->copy(pool__frame_ptr(p, dst), pool__frame_ptr(p, src));
+	pool__copy_fence();
+}
+
+void pool__copy_frames(struct pool *p, frame_t dst, frame_t src, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		p->copy(pool__frame_ptr(p, dst + i), pool__frame_ptr(p, src + i));
+	pool__copy_fence();
+}
+
+/* --- create / destroy --- */
+
+int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen)
+{
+	uint64_t align = POOL_BLOCK_SIZE;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	if (!cfg->size || cfg->size % POOL_BLOCK_SIZE) {
+		set_msg(err, errlen, "pool size %" PRIu64 " is not a positive multiple of 2 MiB", cfg->size);
+		return -EINVAL;
+	}
+	if ((cfg->size >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+		set_msg(err, errlen, "pool size %" PRIu64 " has too many 4 KiB frames for 32-bit frame numbers",
+			cfg->size);
+		return -EINVAL;
+	}
+	p->size = cfg->size;
+	p->nr_frames = (uint32_t)(cfg->size >> MM_PAGE_SHIFT);
+	p->nr_blocks = (uint32_t)(cfg->size / POOL_BLOCK_SIZE);
+	select_copy(p);
+	p->block_huge = calloc(p->nr_blocks, 1);
+	if (!p->block_huge) {
+		set_msg(err, errlen, "pool: out of memory for %u block flags", p->nr_blocks);
+		return -ENOMEM;
+	}
+
+	if (cfg->path) {
+		ret = open_in_dir(p, cfg->path, err, errlen);
+	} else {
+		ret = open_private_tmpfs(p, err, errlen);
+		if (ret == -EPERM || ret == -EACCES || ret == -ENODEV || ret == -EROFS)
+			ret = open_fallback(p, ret, err, errlen);
+	}
+	if (ret)
+		goto err_free;
+
+	if (p->backing == POOL_BACKING_HUGETLB) {
+		struct statfs sfs;
+
+		if (!fstatfs(p->fd, &sfs) && (uint64_t)sfs.f_bsize > align)
+			align = (uint64_t)sfs.f_bsize;
+	}
+	ret = map_direct(p, align, err, errlen);
+	if (ret)
+		goto err_close;
+	if (p->backing != POOL_BACKING_HUGETLB)
+		madvise(p->base, p->size, MADV_HUGEPAGE); /* needed for shmem_enabled=advise, harmless else */
+	if (cfg->prefault) {
+		ret = prefault(p, cfg->prefault_threads, err, errlen);
+		if (ret)
+			goto err_unmap;
+	}
+	pool__refresh_huge(p);
+	return 0;
+
+err_unmap:
+	munmap(p->base, p->size);
+err_close:
+	close(p->fd);
+err_free:
+	free(p->block_huge);
+	p->block_huge = NULL;
+	p->base = NULL;
+	p->fd = -1;
+	return ret;
+}
+
+void pool__destroy(struct pool *p)
+{
+	if (p->base)
+		munmap(p->base, p->size);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->block_huge);
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+}

@@ -13,6 +13,8 @@ struct bench_cmd {
 /* One line per benchmark. */
 static const struct bench_cmd benches[] = {
 	{ "startup", bench_startup__cmd, "time from exec to the guest's first hypercall" },
+	{ "gups", bench_gups__cmd, "guest GUPS on a linear vs an aged pool; mm/ metadata share" },
+	{ "defrag", bench_defrag__cmd, "defrag a live aged guest: time, copies, pauses, GUPS; vs memcpy and MADV_COLLAPSE" },
 };
 
 static void bench__usage(FILE *f)

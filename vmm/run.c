@@ -31,12 +31,41 @@ const char run__usage[] =
 "  --agent PATH       guest agent ELF (default: " AGENT_NAME " next to vmcompact)\n"
 "  -h, --help         this text\n"
 "\n"
+"Guest memory (a frame pool the VMM owns, see README 'Aging model'):\n"
+"  --slack SIZE|N%    pool frames beyond guest RAM, for ballast and free space\n"
+"                     (default 6%, rounded up to 2 MiB)\n"
+"  --pool-path DIR    make the pool file in DIR (a tmpfs mounted huge=always|advise, or a\n"
+"                     hugetlbfs) instead of a private huge=always tmpfs mount (needs root)\n"
+"  --no-prefault      do not fault the pool in at start-up\n"
+"  --age FRACTION     share of guest 2 MiB regions scattered over the pool, 0..1 (default 0)\n"
+"  --seed N           layout seed: the same seed gives the same layout (default 1)\n"
+"  --ballast FRACTION share of the slack held by other tenants, 0..1 (default 0.5)\n"
+"  --unmovable FRACTION share of the ballast that is unmovable, 0..1 (default 0.25)\n"
+"\n"
+"Host-side defragmentation:\n"
+"  --defrag MODE      off (default), once (after --defrag-after of warm-up), or auto\n"
+"                     (background defragmenter, kcompactd-style; needs no socket)\n"
+"  --defrag-after SECS  warm-up before --defrag once (default 1)\n"
+"  --defrag-mode M    compact, collapse or full (default full)\n"
+"  --defrag-algo A    planned (default: pages go straight to their final slot) or linux\n"
+"                     (compact_zone() then khugepaged-style collapse, the reference)\n"
+"  --max-pause-us N   longest vCPU pause per defrag step (default 1000)\n"
+"  --proactiveness N  background defragmenter aggressiveness 0..100 (default 20, as Linux's\n"
+"                     vm.compaction_proactiveness: act above score 100-N+10, stop at 100-N)\n"
+"\n"
+"Control:\n"
+"  --name NAME        control socket " "$VMCOMPACT_RUNTIME_DIR or /run/vmcompact" "/NAME.sock\n"
+"  --socket PATH      control socket at PATH\n"
+"\n"
 "Exit status: the guest's exit status (0 ok, 10 verify found corruption, 11 bad boot\n"
 "info); 1 host error; 2 usage error; 3 guest fault (bad hypercall, MMIO, triple fault,\n"
 "EFAULT); 4 the guest had to be force-stopped.\n"
 "\n";
 
-enum { OPT_MEM = 256, OPT_CPUS, OPT_WORKLOAD, OPT_TIMEOUT, OPT_GRACE, OPT_JSON, OPT_AGENT };
+enum { OPT_MEM = 256, OPT_CPUS, OPT_WORKLOAD, OPT_TIMEOUT, OPT_GRACE, OPT_JSON, OPT_AGENT,
+       OPT_SLACK, OPT_POOL_PATH, OPT_NO_PREFAULT, OPT_AGE, OPT_SEED, OPT_BALLAST, OPT_UNMOVABLE,
+       OPT_DEFRAG, OPT_DEFRAG_AFTER, OPT_DEFRAG_MODE, OPT_DEFRAG_ALGO, OPT_MAX_PAUSE,
+       OPT_PROACTIVENESS, OPT_NAME, OPT_SOCKET };
 
 static const struct option run_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -46,6 +75,21 @@ static const struct option run_longopts[] = {
 	{ "stop-grace", required_argument, NULL, OPT_GRACE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "agent", required_argument, NULL, OPT_AGENT },
+	{ "slack", required_argument, NULL, OPT_SLACK },
+	{ "pool-path", required_argument, NULL, OPT_POOL_PATH },
+	{ "no-prefault", no_argument, NULL, OPT_NO_PREFAULT },
+	{ "age", required_argument, NULL, OPT_AGE },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "ballast", required_argument, NULL, OPT_BALLAST },
+	{ "unmovable", required_argument, NULL, OPT_UNMOVABLE },
+	{ "defrag", required_argument, NULL, OPT_DEFRAG },
+	{ "defrag-after", required_argument, NULL, OPT_DEFRAG_AFTER },
+	{ "defrag-mode", required_argument, NULL, OPT_DEFRAG_MODE },
+	{ "defrag-algo", required_argument, NULL, OPT_DEFRAG_ALGO },
+	{ "max-pause-us", required_argument, NULL, OPT_MAX_PAUSE },
+	{ "proactiveness", required_argument, NULL, OPT_PROACTIVENESS },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -58,7 +102,106 @@ void run__default_options(struct run_options *o)
 	o->mem_bytes = RUN_DEFAULT_MEM;
 	o->cpus = 1;
 	o->stop_grace_ms = RUN_DEFAULT_STOP_GRACE;
-	workload__parse("verify", &o->workload, err, sizeof(err));
+	workload__parse("verify", &o->workload[0], err, sizeof(err));
+	o->nr_workloads = 1;
+	snprintf(o->workload_text, sizeof(o->workload_text), "verify");
+	o->slack_pct = RUN_DEFAULT_SLACK_PCT;
+	o->aging = (struct aging_config)AGING_DEFAULTS;
+	o->defrag_after_ms = RUN_DEFAULT_DEFRAG_AFTER;
+	defrag_request__init(&o->defrag_req);
+	o->proactiveness = 20;
+}
+
+/* A fraction in [0, 1]. */
+static int run__parse_fraction(const char *opt, const char *s, double *out, char *err, size_t errlen)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0.0 && v <= 1.0)) {
+		snprintf(err, errlen, "%s '%s': need a fraction between 0 and 1", opt, s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "64M" or "6%" (of guest RAM). */
+static int run__parse_slack(const char *s, struct run_options *o, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+	char *end;
+
+	if (n && s[n - 1] == '%') {
+		double pct;
+
+		errno = 0;
+		pct = strtod(s, &end);
+		if (errno || end != s + n - 1 || !(pct >= 0.0 && pct <= 1000.0)) {
+			snprintf(err, errlen, "--slack '%s': need a size (64M) or a percentage of --mem (0%%..1000%%)", s);
+			return -EINVAL;
+		}
+		o->slack_pct = pct;
+		o->slack_bytes = 0;
+		return 0;
+	}
+	if (util__parse_size(s, &o->slack_bytes) || o->slack_bytes > VMC_MAX_RAM) {
+		snprintf(err, errlen, "--slack '%s': need a size (64M) or a percentage of --mem (6%%)", s);
+		return -EINVAL;
+	}
+	o->slack_pct = -1.0;
+	return 0;
+}
+
+static int run__parse_choice(const char *opt, const char *s, const char *const *names, int n, int *out,
+			     char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		if (names[i] && !strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "%s '%s': unknown value", opt, s);
+	return -EINVAL;
+}
+
+/* "gups:forever" or a mix "gups:forever+verify:forever": vCPU i runs part i % n. */
+static int run__parse_workloads(const char *text, struct run_options *o, char *err, size_t errlen)
+{
+	char buf[sizeof(o->workload_text)], *save = NULL, *part;
+	unsigned n = 0;
+
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(err, errlen, "--workload: spec too long");
+		return -EINVAL;
+	}
+	strcpy(buf, text);
+	for (part = strtok_r(buf, "+", &save); part; part = strtok_r(NULL, "+", &save)) {
+		if (n == RUN_MAX_WORKLOADS) {
+			snprintf(err, errlen, "--workload: at most %d workloads joined with '+'", RUN_MAX_WORKLOADS);
+			return -EINVAL;
+		}
+		if (workload__parse(part, &o->workload[n], err, errlen))
+			return -EINVAL;
+		n++;
+	}
+	if (!n) {
+		snprintf(err, errlen, "--workload '%s': empty", text);
+		return -EINVAL;
+	}
+	o->nr_workloads = n;
+	strcpy(o->workload_text, text);
+	return 0;
+}
+
+uint64_t run__slack_bytes(const struct run_options *o)
+{
+	uint64_t b = o->slack_pct >= 0.0 ? (uint64_t)((double)o->mem_bytes * o->slack_pct / 100.0) : o->slack_bytes;
+
+	return (b + VMC_HUGE_SIZE - 1) & ~(VMC_HUGE_SIZE - 1);
 }
 
 int run__parse_args(int argc, char **argv, struct run_options *o, char *err, size_t errlen)
@@ -85,7 +228,7 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 			o->cpus = (uint32_t)v;
 			break;
 		case OPT_WORKLOAD:
-			if (workload__parse(optarg, &o->workload, err, errlen))
+			if (run__parse_workloads(optarg, o, err, errlen))
 				return -EINVAL;
 			break;
 		case OPT_TIMEOUT:
@@ -105,6 +248,87 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 			break;
 		case OPT_AGENT:
 			o->agent_path = optarg;
+			break;
+		case OPT_SLACK:
+			if (run__parse_slack(optarg, o, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_POOL_PATH:
+			o->pool_path = optarg;
+			break;
+		case OPT_NO_PREFAULT:
+			o->no_prefault = true;
+			break;
+		case OPT_AGE:
+			if (run__parse_fraction("--age", optarg, &o->aging.age, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_BALLAST:
+			if (run__parse_fraction("--ballast", optarg, &o->aging.ballast, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_UNMOVABLE:
+			if (run__parse_fraction("--unmovable", optarg, &o->aging.unmovable, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_SEED:
+			if (util__parse_count(optarg, &v)) {
+				snprintf(err, errlen, "--seed '%s': need an unsigned integer", optarg);
+				return -EINVAL;
+			}
+			o->aging.seed = v;
+			break;
+		case OPT_DEFRAG: {
+			static const char *const names[] = { "off", "once", "auto" };
+			int d;
+
+			if (run__parse_choice("--defrag", optarg, names, 3, &d, err, errlen))
+				return -EINVAL;
+			o->defrag = (enum run_defrag)d;
+			break;
+		}
+		case OPT_DEFRAG_AFTER:
+			if (util__parse_duration_ms(optarg, &v)) {
+				snprintf(err, errlen, "--defrag-after '%s': need seconds, e.g. 1 or 500ms", optarg);
+				return -EINVAL;
+			}
+			o->defrag_after_ms = v;
+			break;
+		case OPT_DEFRAG_MODE: {
+			int m;
+
+			if (run__parse_choice("--defrag-mode", optarg, defrag_mode_names, 3, &m, err, errlen))
+				return -EINVAL;
+			o->defrag_req.mode = (enum defrag_mode)m;
+			break;
+		}
+		case OPT_DEFRAG_ALGO: {
+			int a;
+
+			if (run__parse_choice("--defrag-algo", optarg, defrag_algo_names, 2, &a, err, errlen))
+				return -EINVAL;
+			o->defrag_req.algo = (enum defrag_algo)a;
+			break;
+		}
+		case OPT_MAX_PAUSE:
+			if (util__parse_count(optarg, &v) || v < 50 || v > 1000000) {
+				snprintf(err, errlen, "--max-pause-us '%s': need 50..1000000", optarg);
+				return -EINVAL;
+			}
+			o->defrag_req.max_pause_ns = v * 1000;
+			break;
+		case OPT_PROACTIVENESS:
+			if (util__parse_count(optarg, &v) || v > 100) {
+				snprintf(err, errlen, "--proactiveness '%s': need 0..100", optarg);
+				return -EINVAL;
+			}
+			o->proactiveness = (int)v;
+			break;
+		case OPT_NAME:
+			o->name = optarg;
+			break;
+		case OPT_SOCKET:
+			o->socket_path = optarg;
 			break;
 		case 'h':
 			printf("%s%s", run__usage, workload__help);
@@ -154,39 +378,117 @@ int run__find_agent(char *path, size_t len, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-/* Guest RAM: the one place that decides what backs it (host VA of GPA 0, 2 MiB aligned). */
+/* Guest RAM: the mm/ frame pool, seen by the guest through the window (host VA of GPA 0). */
 static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 {
-	uint64_t bytes = ctx->opts.mem_bytes, map_bytes = bytes + VMC_HUGE_SIZE;
-	uint8_t *map, *aligned;
+	struct mm_config cfg = {
+		.guest_bytes = ctx->opts.mem_bytes,
+		.slack_bytes = run__slack_bytes(&ctx->opts),
+		.pool_path = ctx->opts.pool_path,
+		.prefault = !ctx->opts.no_prefault,
+		.aging = ctx->opts.aging,
+	};
+	int rc = mm__create(&ctx->mm, &cfg, err, errlen);
 
-	map = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (map == MAP_FAILED) {
-		snprintf(err, errlen, "mmap %llu MiB of guest RAM: %s", (unsigned long long)(bytes >> 20), strerror(errno));
-		return -errno;
-	}
-	aligned = (uint8_t *)(((uintptr_t)map + VMC_HUGE_SIZE - 1) & ~(uintptr_t)(VMC_HUGE_SIZE - 1));
-	if (madvise(aligned, bytes, MADV_HUGEPAGE))
-		fprintf(stderr, "vmcompact: warning: MADV_HUGEPAGE: %s\n", strerror(errno));
-	ctx->ram_map = map;
-	ctx->ram_map_bytes = map_bytes;
-	ctx->ram = aligned;
+	if (rc)
+		return rc;
+	ctx->mm_created = true;
+	ctx->ram = ctx->mm.win.base;
+	if (ctx->mm.pool.backing == POOL_BACKING_4K && ctx->mm.pool.note[0])
+		fprintf(stderr, "vmcompact: warning: guest RAM has no 2 MiB host pages: %s\n", ctx->mm.pool.note);
+	mm__stat(&ctx->mm, &ctx->mem_start);
 	return 0;
 }
 
 static void run__teardown_ram(struct run_ctx *ctx)
 {
-	if (ctx->ram_map)
-		munmap(ctx->ram_map, ctx->ram_map_bytes);
-	ctx->ram_map = NULL;
+	if (ctx->mm_created)
+		mm__destroy(&ctx->mm);
+	ctx->mm_created = false;
 	ctx->ram = NULL;
+}
+
+static void run__read_kvm(struct run_ctx *ctx, struct kvm_pages *k)
+{
+	struct kvm_vm_stats ks;
+
+	kvm_stats__read(&ctx->vm, &ks);
+	k->valid = ks.valid;
+	k->pages_4k = ks.pages_4k;
+	k->pages_2m = ks.pages_2m;
+	k->pages_1g = ks.pages_1g;
+}
+
+/* The defrag engine stops the world around each step: every vCPU parked and blocked. */
+static int run__step_pause(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+
+	vm__pause(&ctx->vm);
+	return 0;
+}
+
+static void run__step_resume(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+
+	vm__resume(&ctx->vm);
+}
+
+void run__step_ops(struct run_ctx *ctx, struct mm_step_ops *ops)
+{
+	ops->pause = run__step_pause;
+	ops->resume = run__step_resume;
+	ops->ctx = ctx;
+}
+
+/* Sleep up to ms, returning early (false) once every vCPU has ended. */
+static bool run__sleep_while_running(struct run_ctx *ctx, uint64_t ms)
+{
+	uint64_t until = util__now_ns() + ms * 1000000ull;
+
+	while (util__now_ns() < until) {
+		if (vm__all_exited(&ctx->vm) || ctx->defrag_cancel)
+			return false;
+		usleep(10000);
+	}
+	return !vm__all_exited(&ctx->vm);
+}
+
+/* --defrag once: after the warm-up, one defrag request while the guest keeps running. */
+static void *run__defrag_thread(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+	struct defrag_request req = ctx->opts.defrag_req;
+	struct mm_step_ops ops;
+
+	if (!run__sleep_while_running(ctx, ctx->opts.defrag_after_ms)) {
+		snprintf(ctx->defrag_note, sizeof(ctx->defrag_note),
+			 "the guest ended before the %llu ms warm-up was over; no defrag ran",
+			 (unsigned long long)ctx->opts.defrag_after_ms);
+		return NULL;
+	}
+	mm__stat(&ctx->mm, &ctx->mem_before);
+	run__read_kvm(ctx, &ctx->kvm_before);
+	ctx->have_before = true;
+	req.cancel = &ctx->defrag_cancel;
+	run__step_ops(ctx, &ops);
+	ctx->defrag_rc = mm__defrag(&ctx->mm, &req, &ops, &ctx->defrag_stats);
+	ctx->defrag_ran = true;
+	if (ctx->defrag_rc && !ctx->opts.json)
+		fprintf(stderr, "vmcompact: defrag: %s\n", ctx->defrag_stats.error_msg[0] ?
+			ctx->defrag_stats.error_msg : strerror(-ctx->defrag_rc));
+	return NULL;
 }
 
 static void run__stop(struct run_ctx *ctx, uint64_t now, uint64_t *force_at)
 {
 	if (!ctx->stop_requested) {
 		ctx->stop_requested = true;
+		/* The stop flag lives in guest RAM: never write it while the engine moves that page. */
+		pthread_mutex_lock(&ctx->mm.lock);
 		vm__request_stop(&ctx->vm);
+		pthread_mutex_unlock(&ctx->mm.lock);
 		*force_at = now + ctx->opts.stop_grace_ms * 1000000ull;
 	}
 }
@@ -279,6 +581,37 @@ static struct json_object *run__args_json(const struct workload_spec *w)
 	return a;
 }
 
+static struct json_object *run__layout_json(const struct run_ctx *ctx)
+{
+	const struct run_options *o = &ctx->opts;
+	const struct mm *mm = &ctx->mm;
+	struct json_object *l = json_object_new_object();
+
+	json_object_object_add(l, "age", json_object_new_double(o->aging.age));
+	json_object_object_add(l, "seed", json_object_new_uint64(o->aging.seed));
+	json_object_object_add(l, "ballast", json_object_new_double(o->aging.ballast));
+	json_object_object_add(l, "unmovable", json_object_new_double(o->aging.unmovable));
+	json_object_object_add(l, "slack_bytes", json_object_new_uint64(mm->cfg.slack_bytes));
+	json_object_object_add(l, "pool_backing", json_object_new_string(pool_backing__name(mm->pool.backing)));
+	json_object_object_add(l, "pool_note", mm->pool.note[0] ? json_object_new_string(mm->pool.note) : NULL);
+	json_object_object_add(l, "mm_startup_ms", json_object_new_double(mm->startup.total_ns / 1e6));
+	json_object_object_add(l, "prefault_ms", json_object_new_double(mm->startup.prefault_ns / 1e6));
+	json_object_object_add(l, "window_map_ms", json_object_new_double(mm->startup.map_ns / 1e6));
+	return l;
+}
+
+/* memory.start (layout as placed), memory.before (just before defrag), memory.after (end). */
+static struct json_object *run__memory_json(const struct run_ctx *ctx)
+{
+	struct json_object *m = json_object_new_object();
+	json_object_object_add(m, "layout", run__layout_json(ctx));
+	json_object_object_add(m, "start", mm_json__stat(&ctx->mem_start, NULL));
+	if (ctx->have_before)
+		json_object_object_add(m, "before", mm_json__stat(&ctx->mem_before, &ctx->kvm_before));
+	json_object_object_add(m, "after", mm_json__stat(&ctx->mem_after, &ctx->kvm_after));
+	return m;
+}
+
 struct json_object *run__result_json(const struct run_ctx *ctx)
 {
 	const struct vm *vm = &ctx->vm;
@@ -295,9 +628,16 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 	json_object_object_add(root, "abi_version", json_object_new_int(VMC_ABI_VERSION));
 	json_object_object_add(root, "mem_bytes", json_object_new_uint64(ctx->opts.mem_bytes));
 	json_object_object_add(root, "cpus", json_object_new_int((int)ctx->opts.cpus));
-	json_object_object_add(wl, "name", json_object_new_string(workload__name(ctx->opts.workload.id)));
-	json_object_object_add(wl, "spec", json_object_new_string(ctx->opts.workload.spec));
-	json_object_object_add(wl, "args", run__args_json(&ctx->opts.workload));
+	json_object_object_add(wl, "name", json_object_new_string(workload__name(ctx->opts.workload[0].id)));
+	json_object_object_add(wl, "spec", json_object_new_string(ctx->opts.workload_text));
+	json_object_object_add(wl, "args", run__args_json(&ctx->opts.workload[0]));
+	if (ctx->opts.nr_workloads > 1) {
+		struct json_object *mix = json_object_new_array();
+
+		for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
+			json_object_array_add(mix, json_object_new_string(ctx->opts.workload[i].spec));
+		json_object_object_add(wl, "mix", mix);
+	}
 	json_object_object_add(root, "workload", wl);
 	json_object_object_add(root, "exit_status", json_object_new_int(ctx->exit_code));
 	json_object_object_add(root, "error", vm->failed ? json_object_new_string(vm->fail_msg) : NULL);
@@ -374,6 +714,22 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 	json_object_object_add(kvm, "pages_1g", json_object_new_uint64(ctx->kvm_stats.pages_1g));
 	json_object_object_add(root, "kvm", kvm);
 
+	json_object_object_add(kvm, "coverage_2m", json_object_new_double(kvm_pages__coverage_2m(&ctx->kvm_after)));
+	json_object_object_add(root, "memory", run__memory_json(ctx));
+	json_object_object_add(root, "backing_2m", json_object_new_double(ctx->mem_after.backing_2m));
+	json_object_object_add(root, "backing_2m_achievable", json_object_new_double(ctx->mem_after.backing_2m_achievable));
+	if (ctx->opts.defrag == RUN_DEFRAG_ONCE) {
+		struct json_object *d = ctx->defrag_ran ? mm_json__defrag_stats(&ctx->defrag_stats)
+							: json_object_new_object();
+
+		json_object_object_add(d, "ran", json_object_new_boolean(ctx->defrag_ran));
+		json_object_object_add(d, "mode", json_object_new_string(defrag_mode_names[ctx->opts.defrag_req.mode]));
+		json_object_object_add(d, "algo", json_object_new_string(defrag_algo_names[ctx->opts.defrag_req.algo]));
+		if (ctx->defrag_note[0])
+			json_object_object_add(d, "note", json_object_new_string(ctx->defrag_note));
+		json_object_object_add(root, "defrag", d);
+	}
+
 	json_object_object_add(pause, "count", json_object_new_uint64(vm->pause.count));
 	json_object_object_add(pause, "avg_us", json_object_new_double(
 		vm->pause.count ? (double)vm->pause.total_ns / (double)vm->pause.count / 1e3 : 0));
@@ -388,7 +744,7 @@ static void run__print_human(const struct run_ctx *ctx)
 
 	printf("vmcompact: %llu MiB, %u vCPU%s, workload %s: exit %d, start-up %.2f ms, wall %.1f ms%s\n",
 	       (unsigned long long)(ctx->opts.mem_bytes >> 20), ctx->opts.cpus, ctx->opts.cpus > 1 ? "s" : "",
-	       ctx->opts.workload.spec, ctx->exit_code, run__startup_ms(ctx),
+	       ctx->opts.workload_text, ctx->exit_code, run__startup_ms(ctx),
 	       run__ms(ctx->t_end_ns - ctx->t_start_ns),
 	       ctx->stop_by_signal ? " (stopped by signal)" : ctx->stop_by_timeout ? " (stopped by timeout)" : "");
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
@@ -418,37 +774,99 @@ static void run__print_human(const struct run_ctx *ctx)
 		       (double)vm->pause.total_ns / (double)vm->pause.count / 1e3, (double)vm->pause.max_ns / 1e3);
 }
 
-int run__execute(struct run_ctx *ctx)
+int run__boot(struct run_ctx *ctx, char *err, size_t errlen)
 {
 	struct vm_config cfg = { 0 };
-	sigset_t stopset, oldset;
-	void *elf = NULL;
-	size_t elf_len = 0;
-	char err[512];
-	int sigfd = -1, rc;
+	struct vm_workload wls[RUN_MAX_WORKLOADS];
 
-	ctx->exit_code = VMC_EXIT_HOST_ERROR;
-	if (ctx->opts.agent_path) {
+	if (ctx->opts.agent_path)
 		snprintf(ctx->agent_path, sizeof(ctx->agent_path), "%s", ctx->opts.agent_path);
-	} else if (run__find_agent(ctx->agent_path, sizeof(ctx->agent_path), err, sizeof(err))) {
-		fprintf(stderr, "vmcompact: %s\n", err);
-		return ctx->exit_code;
-	}
-	if (loader__read_file(ctx->agent_path, &elf, &elf_len, err, sizeof(err)))
-		goto fail;
-	if (run__setup_ram(ctx, err, sizeof(err)))
-		goto fail;
+	else if (run__find_agent(ctx->agent_path, sizeof(ctx->agent_path), err, errlen))
+		return -ENOENT;
+	if (loader__read_file(ctx->agent_path, &ctx->elf, &ctx->elf_len, err, errlen))
+		return -EINVAL;
+	if (run__setup_ram(ctx, err, errlen))
+		return -ENOMEM;
 	cfg.ram = ctx->ram;
 	cfg.ram_bytes = ctx->opts.mem_bytes;
 	cfg.nr_vcpus = ctx->opts.cpus;
 	cfg.console = ctx->opts.json ? stderr : stdout;
-	if (vm__create(&ctx->vm, &cfg, err, sizeof(err)))
-		goto fail;
+	if (vm__create(&ctx->vm, &cfg, err, errlen))
+		return -EIO;
 	ctx->vm_created = true;
-	if (vm__setup_guest(&ctx->vm, elf, elf_len, ctx->opts.workload.id, &ctx->opts.workload.args,
-			    err, sizeof(err)))
-		goto fail;
+	for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
+		wls[i] = (struct vm_workload){ ctx->opts.workload[i].id, ctx->opts.workload[i].args };
+	if (vm__setup_guest(&ctx->vm, ctx->elf, ctx->elf_len, wls, ctx->opts.nr_workloads, err, errlen))
+		return -EINVAL;
+	if (vm__start(&ctx->vm, err, errlen))
+		return -EIO;
+	if (ctx->opts.defrag == RUN_DEFRAG_ONCE) {
+		int rc = pthread_create(&ctx->defrag_thread, NULL, run__defrag_thread, ctx);
 
+		if (rc)
+			fprintf(stderr, "vmcompact: warning: cannot start the defrag thread: %s\n", strerror(rc));
+		ctx->defrag_thread_started = !rc;
+	}
+	return 0;
+}
+
+void run__request_stop(struct run_ctx *ctx)
+{
+	uint64_t unused;
+
+	run__stop(ctx, util__now_ns(), &unused);
+}
+
+bool run__wait_exited(struct run_ctx *ctx, uint64_t timeout_ms)
+{
+	uint64_t until = util__now_ns() + timeout_ms * 1000000ull;
+
+	while (!vm__all_exited(&ctx->vm)) {
+		if (util__now_ns() >= until)
+			return false;
+		usleep(2000);
+	}
+	return true;
+}
+
+void run__collect(struct run_ctx *ctx)
+{
+	ctx->t_end_ns = util__now_ns();
+	if (ctx->defrag_thread_started) {
+		ctx->defrag_cancel = 1;
+		pthread_join(ctx->defrag_thread, NULL);
+		ctx->defrag_thread_started = false;
+	}
+	kvm_stats__read(&ctx->vm, &ctx->kvm_stats);
+	ctx->kvm_after = (struct kvm_pages){ ctx->kvm_stats.valid, ctx->kvm_stats.pages_4k,
+					     ctx->kvm_stats.pages_2m, ctx->kvm_stats.pages_1g };
+	mm__stat(&ctx->mm, &ctx->mem_after);
+	vm__join(&ctx->vm);
+	ctx->exit_code = vm__exit_code(&ctx->vm);
+}
+
+void run__teardown(struct run_ctx *ctx)
+{
+	if (ctx->defrag_thread_started) {
+		ctx->defrag_cancel = 1;
+		pthread_join(ctx->defrag_thread, NULL);
+		ctx->defrag_thread_started = false;
+	}
+	if (ctx->vm_created)
+		vm__destroy(&ctx->vm);
+	ctx->vm_created = false;
+	run__teardown_ram(ctx);
+	free(ctx->elf);
+	ctx->elf = NULL;
+}
+
+int run__execute(struct run_ctx *ctx)
+{
+	sigset_t stopset, oldset;
+	char err[1024];
+	int sigfd;
+
+	ctx->exit_code = VMC_EXIT_HOST_ERROR;
 	/* SIGINT/SIGTERM become stop requests; vCPU threads inherit the blocked mask. */
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGINT);
@@ -457,16 +875,12 @@ int run__execute(struct run_ctx *ctx)
 	sigfd = signalfd(-1, &stopset, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0) {
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
-		goto fail_mask;
+		goto fail;
 	}
-	rc = vm__start(&ctx->vm, err, sizeof(err));
-	if (rc)
-		goto fail_mask;
+	if (run__boot(ctx, err, sizeof(err)))
+		goto fail;
 	run__wait(ctx, sigfd);
-	ctx->t_end_ns = util__now_ns();
-	kvm_stats__read(&ctx->vm, &ctx->kvm_stats);
-	vm__join(&ctx->vm);
-	ctx->exit_code = vm__exit_code(&ctx->vm);
+	run__collect(ctx);
 
 	if (ctx->opts.json) {
 		struct json_object *j = run__result_json(ctx);
@@ -479,23 +893,15 @@ int run__execute(struct run_ctx *ctx)
 	fflush(stdout);
 	close(sigfd);
 	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-	vm__destroy(&ctx->vm);
-	ctx->vm_created = false;
-	run__teardown_ram(ctx);
-	free(elf);
+	run__teardown(ctx);
 	return ctx->exit_code;
 
-fail_mask:
+fail:
+	fprintf(stderr, "vmcompact: %s\n", err);
 	if (sigfd >= 0)
 		close(sigfd);
 	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-fail:
-	fprintf(stderr, "vmcompact: %s\n", err);
-	if (ctx->vm_created)
-		vm__destroy(&ctx->vm);
-	ctx->vm_created = false;
-	run__teardown_ram(ctx);
-	free(elf);
+	run__teardown(ctx);
 	return VMC_EXIT_HOST_ERROR;
 }
 

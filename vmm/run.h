@@ -6,33 +6,69 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
+#include "mm/compact.h"
+#include "mm/mm.h"
 #include "vmm/kvm_stats.h"
+#include "vmm/mm_json.h"
 #include "vmm/vm.h"
 #include "vmm/workload.h"
 
 #define RUN_DEFAULT_MEM        (1ull << 30)
 #define RUN_DEFAULT_STOP_GRACE 5000   /* ms from a stop request to a force stop */
+#define RUN_DEFAULT_SLACK_PCT  6.0    /* pool slack, % of guest RAM */
+#define RUN_DEFAULT_DEFRAG_AFTER 1000 /* ms of warm-up before --defrag once */
+
+#define RUN_MAX_WORKLOADS 4
+
+enum run_defrag { RUN_DEFRAG_OFF, RUN_DEFRAG_ONCE, RUN_DEFRAG_AUTO };
 
 struct run_options {
 	uint64_t mem_bytes;        /* --mem: multiple of 2 MiB */
 	uint32_t cpus;             /* --cpus */
-	struct workload_spec workload; /* --workload */
+	struct workload_spec workload[RUN_MAX_WORKLOADS]; /* --workload A[+B...]: vCPU i runs i % n */
+	unsigned nr_workloads;
+	char workload_text[256];
 	bool json;                 /* --json */
 	const char *agent_path;    /* --agent; NULL: next to the vmcompact executable */
 	uint64_t timeout_ms;       /* --timeout; 0: none */
 	uint64_t stop_grace_ms;    /* --stop-grace */
-	/* pool / aging / defrag options go here */
+	/* guest memory: pool and aging */
+	uint64_t slack_bytes;      /* --slack SIZE; 0 with slack_pct set: percentage */
+	double slack_pct;          /* --slack N% */
+	const char *pool_path;     /* --pool-path */
+	bool no_prefault;          /* --no-prefault */
+	struct aging_config aging; /* --age --seed --ballast --unmovable */
+	/* host-side defrag */
+	enum run_defrag defrag;    /* --defrag off|once|auto */
+	uint64_t defrag_after_ms;  /* --defrag-after */
+	struct defrag_request defrag_req; /* --defrag-mode --defrag-algo --max-pause-us */
+	int proactiveness;         /* --proactiveness (auto) */
+	/* control socket */
+	const char *name;          /* --name */
+	const char *socket_path;   /* --socket */
 };
 
 /* Everything one `run` owns; the JSON result is built from it. */
 struct run_ctx {
 	struct run_options opts;
 	char agent_path[PATH_MAX];
+	void *elf;                 /* the agent image, read at boot */
+	size_t elf_len;
 	uint64_t t_start_ns;       /* process start (before main) */
 	uint64_t t_end_ns;         /* all vCPUs ended */
-	uint8_t *ram;              /* host VA of GPA 0 */
-	uint8_t *ram_map;          /* what run__setup_ram mapped (for teardown) */
-	uint64_t ram_map_bytes;
+	uint8_t *ram;              /* host VA of GPA 0: the mm window */
+	struct mm mm;              /* guest memory: frame pool, buddy, GPA map, window */
+	bool mm_created;
+	struct mm_stat mem_start, mem_before, mem_after; /* at start, before defrag, at the end */
+	struct kvm_pages kvm_before, kvm_after;
+	bool have_before;
+	/* --defrag once */
+	pthread_t defrag_thread;
+	bool defrag_thread_started, defrag_ran;
+	volatile int defrag_cancel;
+	int defrag_rc;
+	struct defrag_stats defrag_stats;
+	char defrag_note[160];
 	struct vm vm;
 	bool vm_created;
 	struct kvm_vm_stats kvm_stats;   /* read just before teardown */
@@ -49,8 +85,26 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 int run__find_agent(char *path, size_t len, char *err, size_t errlen);
 /* Boot, run and tear down one VM. Returns the process exit code. */
 int run__execute(struct run_ctx *ctx);
+
+/*
+ * The same life in pieces, for benchmarks and the demo that drive a VM in-process:
+ * run__boot (guest RAM, VM, vCPUs started; --defrag once armed), then the caller's work,
+ * run__request_stop + run__wait_exited, run__collect (final stats, exit code), run__teardown.
+ * ctx->opts must be filled (run__default_options + changes) and t_start_ns set.
+ */
+int run__boot(struct run_ctx *ctx, char *err, size_t errlen);
+void run__request_stop(struct run_ctx *ctx);
+/* true once every vCPU has ended; false after timeout_ms. */
+bool run__wait_exited(struct run_ctx *ctx, uint64_t timeout_ms);
+void run__collect(struct run_ctx *ctx);
+void run__teardown(struct run_ctx *ctx);
 /* The machine-readable result (caller puts it). */
 struct json_object *run__result_json(const struct run_ctx *ctx);
+
+/* Pool slack in bytes from --slack (size or % of --mem), rounded up to 2 MiB. */
+uint64_t run__slack_bytes(const struct run_options *o);
+/* Pause/resume hooks for the defrag engine over this run's vCPUs. */
+void run__step_ops(struct run_ctx *ctx, struct mm_step_ops *ops);
 
 int cmd_run(int argc, char **argv);
 

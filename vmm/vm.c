@@ -129,13 +129,13 @@ void *vm__gpa_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 	return vm->ram + gpa;
 }
 
-int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, uint32_t workload,
-		    const struct vmc_workload_args *args, char *err, size_t errlen)
+int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct vm_workload *wl,
+		    unsigned nr_wl, char *err, size_t errlen)
 {
 	uint64_t entry;
 	int rc;
 
-	if (vm->nr_vcpus > VMC_MAX_VCPUS)
+	if (vm->nr_vcpus > VMC_MAX_VCPUS || !nr_wl)
 		return -EINVAL;
 	rc = loader__setup_page_tables(vm->ram, vm->ram_bytes, err, errlen);
 	if (rc)
@@ -152,7 +152,7 @@ int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, uint32_t wor
 		bi->abi_version = VMC_ABI_VERSION;
 		bi->vcpu_id = i;
 		bi->nr_vcpus = vm->nr_vcpus;
-		bi->workload = workload;
+		bi->workload = wl[i % nr_wl].id;
 		bi->ram_bytes = vm->ram_bytes;
 		bi->tsc_khz = vm->tsc_khz;
 		if (loader__slice(vm->ram_bytes, vm->nr_vcpus, i, &bi->mem_start, &bi->mem_end)) {
@@ -160,7 +160,7 @@ int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, uint32_t wor
 				 (unsigned long long)(vm->ram_bytes >> 20), vm->nr_vcpus);
 			return -EINVAL;
 		}
-		bi->args = *args;
+		bi->args = wl[i % nr_wl].args;
 		rc = vcpu__setup_regs(&vm->vcpus[i], entry, VMC_STACK_TOP(i), VMC_BOOT_INFO_GPA(i), err, errlen);
 		if (rc)
 			return rc;

@@ -69,9 +69,16 @@ struct vm {
 int vm__create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
 void vm__destroy(struct vm *vm);
 
-/* Load the agent ELF, write page tables, GDT and per-vCPU boot info, set vCPU registers. */
-int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, uint32_t workload,
-		    const struct vmc_workload_args *args, char *err, size_t errlen);
+/* What one vCPU runs. */
+struct vm_workload {
+	uint32_t id;                   /* enum vmc_workload */
+	struct vmc_workload_args args;
+};
+
+/* Load the agent ELF, write page tables, GDT and per-vCPU boot info, set vCPU registers.
+ * vCPU i runs wl[i % nr_wl]. */
+int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct vm_workload *wl,
+		    unsigned nr_wl, char *err, size_t errlen);
 /* Start one thread per vCPU. */
 int vm__start(struct vm *vm, char *err, size_t errlen);
 

@@ -22,6 +22,8 @@ const char workload__help[] =
 "                        same as W:ARGS,forever\n"
 "  noop                  report and exit at once (start-up benchmark)\n"
 "  fault:KIND            test only, must fail: badptr, badlen, badport, badcall, mmio, triple\n"
+"Mixes: A+B (up to 4) gives vCPU i workload number i % n, e.g. --cpus 2 --workload\n"
+"  gups:forever+verify:forever runs GUPS on vCPU 0 and the integrity oracle on vCPU 1.\n"
 "Stopping: Ctrl-C, SIGTERM or --timeout ask the guest to stop; it finishes its current\n"
 "2 MiB step, reports and exits with status 0.\n";
 

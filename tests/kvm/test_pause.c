@@ -36,6 +36,7 @@ static int guest__boot(struct guest *g, const char *agent, uint32_t cpus, uint32
 		       const struct vmc_workload_args *args)
 {
 	struct vm_config cfg = { 0 };
+	struct vm_workload w = { .id = wl, .args = *args };
 	char err[512];
 	void *elf;
 	size_t len;
@@ -49,7 +50,7 @@ static int guest__boot(struct guest *g, const char *agent, uint32_t cpus, uint32
 	cfg.console = stderr;
 	if (loader__read_file(agent, &elf, &len, err, sizeof(err)) ||
 	    vm__create(&g->vm, &cfg, err, sizeof(err)) ||
-	    vm__setup_guest(&g->vm, elf, len, wl, args, err, sizeof(err)) ||
+	    vm__setup_guest(&g->vm, elf, len, &w, 1, err, sizeof(err)) ||
 	    vm__start(&g->vm, err, sizeof(err))) {
 		fprintf(stderr, "boot: %s\n", err);
 		return -1;

@@ -1,0 +1,1063 @@
+/* control_client.c: talks to a VM's control socket; `vmcompact list`, `stat`, `defrag`, `stop`. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "mm/buddy.h"
+#include "vmm/control.h"
+#include "vmm/control_client.h"
+
+#define QMP_CLIENT_TIMEOUT_MS 30000
+#define LIST_TIMEOUT_MS 2000
+
+struct qmp_client_event {
+	struct qmp_client_event *next;
+	struct json_object *obj;
+};
+
+/* ------------------------------------------------------------------ */
+/* protocol */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Next complete JSON value from the socket. timeout_ms < 0: forever.
+ * 0, -ETIMEDOUT, -ECONNRESET (closed), -EPROTO (not JSON).
+ */
+static int qmp_client__read(struct qmp_client *c, int timeout_ms, struct json_object **out,
+			    char *err, size_t errlen)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		while (c->off < c->len) {
+			struct json_object *obj;
+			enum json_tokener_error jerr;
+
+			while (c->off < c->len && strchr(" \t\r\n", c->buf[c->off]))
+				c->off++;
+			if (c->off == c->len)
+				break;
+			obj = json_tokener_parse_ex(c->tok, c->buf + c->off, (int)(c->len - c->off));
+			jerr = json_tokener_get_error(c->tok);
+			if (jerr == json_tokener_continue) {
+				c->off = c->len;
+				break;
+			}
+			if (jerr != json_tokener_success) {
+				snprintf(err, errlen, "bad reply from %s: %s", c->path,
+					 json_tokener_error_desc(jerr));
+				return -EPROTO;
+			}
+			c->off += json_tokener_get_parse_end(c->tok);
+			json_tokener_reset(c->tok);
+			*out = obj;
+			return 0;
+		}
+		c->off = c->len = 0;
+
+		for (;;) {
+			struct pollfd p = { .fd = c->fd, .events = POLLIN };
+			int wait = -1, r;
+
+			if (timeout_ms >= 0) {
+				uint64_t now = now_ms();
+
+				if (now >= deadline) {
+					snprintf(err, errlen, "no answer from %s within %d ms", c->path,
+						 timeout_ms);
+					return -ETIMEDOUT;
+				}
+				wait = (int)(deadline - now);
+			}
+			r = poll(&p, 1, wait);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				snprintf(err, errlen, "poll: %s", strerror(errno));
+				return -errno;
+			}
+			if (r > 0)
+				break;
+		}
+		{
+			ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				snprintf(err, errlen, "the VM closed the connection (%s)", c->path);
+				return -ECONNRESET;
+			}
+			c->len = (size_t)n;
+		}
+	}
+}
+
+static void qmp_client__queue_event(struct qmp_client *c, struct json_object *obj)
+{
+	struct qmp_client_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev) {
+		json_object_put(obj);
+		return;
+	}
+	ev->obj = obj;
+	if (c->ev_tail)
+		c->ev_tail->next = ev;
+	else
+		c->ev_head = ev;
+	c->ev_tail = ev;
+}
+
+static const char *jstr(struct json_object *o, const char *key, const char *def)
+{
+	struct json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return def;
+}
+
+static struct json_object *jobj(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static uint64_t ju64(struct json_object *o, const char *key)
+{
+	struct json_object *v = jobj(o, key);
+
+	return v ? (uint64_t)json_object_get_int64(v) : 0;
+}
+
+static double jdbl(struct json_object *o, const char *key)
+{
+	struct json_object *v = jobj(o, key);
+
+	return v ? json_object_get_double(v) : NAN;
+}
+
+int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int timeout_ms,
+			char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool by_path = strchr(name_or_path, '/') != NULL;
+	struct json_object *msg = NULL, *e;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->next_id = 1;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : QMP_CLIENT_TIMEOUT_MS;
+	r = control__socket_path(name_or_path, c->path, sizeof(c->path), err, errlen);
+	if (r < 0)
+		return r;
+	c->tok = json_tokener_new();
+	if (!c->tok) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		switch (errno) {
+		case ENOENT:
+			if (by_path)
+				snprintf(err, errlen, "no VM control socket at %s", c->path);
+			else
+				snprintf(err, errlen, "no VM named '%s' (no socket %s)", name_or_path,
+					 c->path);
+			break;
+		case ECONNREFUSED:
+			snprintf(err, errlen, "VM '%s' is not running: stale socket %s (nobody is "
+				 "listening; a VM started with that name replaces it)", name_or_path,
+				 c->path);
+			break;
+		case EACCES:
+		case EPERM:
+			r = -EACCES;
+			snprintf(err, errlen, "permission denied on %s (the VM belongs to another user)",
+				 c->path);
+			break;
+		default:
+			snprintf(err, errlen, "cannot connect to %s: %s", c->path, strerror(errno));
+		}
+		goto fail;
+	}
+	r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);
+	if (r < 0)
+		goto fail;
+	if ((e = jobj(msg, "error"))) {
+		const char *desc = jstr(e, "desc", "refused");
+
+		snprintf(err, errlen, "%s: %s", c->path, desc);
+		r = strncmp(desc, "permission denied", 17) == 0 ? -EACCES : -ECONNREFUSED;
+		goto fail;
+	}
+	if (!jobj(msg, "QMP")) {
+		snprintf(err, errlen, "%s does not speak the vmcompact control protocol", c->path);
+		r = -EPROTO;
+		goto fail;
+	}
+	c->greeting = msg;
+	return 0;
+fail:
+	if (msg)
+		json_object_put(msg);
+	qmp_client__close(c);
+	return r;
+}
+
+int qmp_client__execute(struct qmp_client *c, const char *command, struct json_object *args,
+			struct json_object **ret, char *err, size_t errlen)
+{
+	struct json_object *req = json_object_new_object(), *msg, *v;
+	uint64_t id = c->next_id++;
+	size_t len, off = 0;
+	char *line;
+	int r;
+
+	*ret = NULL;
+	c->error_class[0] = '\0';
+	json_object_object_add(req, "execute", json_object_new_string(command));
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	json_object_object_add(req, "id", json_object_new_uint64(id));
+	/* One write: the server may act (e.g. stop and close) as soon as the object is complete. */
+	r = asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	len = (size_t)r;
+	while (off < len) {
+		ssize_t w = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot send to %s: %s", c->path, strerror(errno));
+			free(line);
+			return r;
+		}
+		off += (size_t)w;
+	}
+	free(line);
+
+	for (;;) {
+		r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);
+		if (r < 0)
+			return r;
+		if (jobj(msg, "event")) {
+			qmp_client__queue_event(c, msg);
+			continue;
+		}
+		v = jobj(msg, "id");
+		if (v && (uint64_t)json_object_get_int64(v) != id) {
+			json_object_put(msg);   /* an answer to someone else's request */
+			continue;
+		}
+		if ((v = jobj(msg, "error"))) {
+			snprintf(c->error_class, sizeof(c->error_class), "%s",
+				 jstr(v, "class", "GenericError"));
+			snprintf(err, errlen, "%s", jstr(v, "desc", "unknown error"));
+			json_object_put(msg);
+			return -EREMOTEIO;
+		}
+		if (!(v = jobj(msg, "return"))) {
+			snprintf(err, errlen, "bad reply from %s", c->path);
+			json_object_put(msg);
+			return -EPROTO;
+		}
+		*ret = json_object_get(v);
+		json_object_put(msg);
+		return 0;
+	}
+}
+
+int qmp_client__next_event(struct qmp_client *c, int timeout_ms, struct json_object **event,
+			   char *err, size_t errlen)
+{
+	struct json_object *msg;
+	int r;
+
+	for (;;) {
+		if (c->ev_head) {
+			struct qmp_client_event *ev = c->ev_head;
+
+			c->ev_head = ev->next;
+			if (!c->ev_head)
+				c->ev_tail = NULL;
+			*event = ev->obj;
+			free(ev);
+			return 0;
+		}
+		r = qmp_client__read(c, timeout_ms, &msg, err, errlen);
+		if (r < 0)
+			return r;
+		if (jobj(msg, "event"))
+			qmp_client__queue_event(c, msg);
+		else
+			json_object_put(msg);
+	}
+}
+
+void qmp_client__close(struct qmp_client *c)
+{
+	struct qmp_client_event *ev, *next;
+
+	for (ev = c->ev_head; ev; ev = next) {
+		next = ev->next;
+		json_object_put(ev->obj);
+		free(ev);
+	}
+	c->ev_head = c->ev_tail = NULL;
+	if (c->greeting)
+		json_object_put(c->greeting);
+	c->greeting = NULL;
+	if (c->tok)
+		json_tokener_free(c->tok);
+	c->tok = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+int cli__exit_code(int err)
+{
+	switch (err) {
+	case 0: return CLI_OK;
+	case -ENOENT: return CLI_NO_VM;
+	case -ECONNREFUSED: return CLI_STALE;
+	case -EACCES: return CLI_DENIED;
+	case -EINVAL: case -ENAMETOOLONG: return CLI_USAGE;
+	default: return CLI_FAILED;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* command helpers */
+
+static const char exit_codes_help[] =
+	"Exit status: 0 ok, 1 failed, 2 usage, 3 no such VM, 4 stale socket, 5 permission denied.\n";
+
+static int cli__connect(struct qmp_client *c, const char *prog, const char *vm, int timeout_ms)
+{
+	char err[512];
+	int r = qmp_client__connect(c, vm, timeout_ms, err, sizeof(err));
+
+	if (r < 0)
+		fprintf(stderr, "vmcompact %s: %s\n", prog, err);
+	return r;
+}
+
+/* Execute and report errors; CLI exit code or CLI_OK. */
+static int cli__execute(struct qmp_client *c, const char *prog, const char *command,
+			struct json_object *args, struct json_object **ret)
+{
+	char err[512];
+	int r = qmp_client__execute(c, command, args, ret, err, sizeof(err));
+
+	if (r < 0) {
+		fprintf(stderr, "vmcompact %s: %s\n", prog, err);
+		return CLI_FAILED;
+	}
+	return CLI_OK;
+}
+
+static const char *human_bytes(uint64_t b, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTP";
+	double v = (double)b;
+	unsigned u = 0;
+
+	while (v >= 1024 && u < sizeof(units) - 2) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, v < 10 && v != floor(v) ? "%.1f%c" : "%.0f%c", v, units[u]);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmcompact list */
+
+static void list__usage(FILE *f)
+{
+	fprintf(f, "usage: vmcompact list\n\n"
+		"List the VMs with a control socket in %s ($%s overrides it):\n"
+		"name, pid, run state, guest memory and the share of guest memory\n"
+		"backed by host 2 MiB pages. Sockets nobody listens on show as \"stale\".\n\n%s",
+		control__runtime_dir(), CONTROL_RUNTIME_DIR_ENV, exit_codes_help);
+}
+
+static int list__cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
+	const char *dir = control__runtime_dir();
+	char **names = NULL;
+	size_t nr = 0, cap = 0, i;
+	struct dirent *de;
+	DIR *d;
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			list__usage(stdout);
+			return CLI_OK;
+		}
+		list__usage(stderr);
+		return CLI_USAGE;
+	}
+	if (optind != argc) {
+		list__usage(stderr);
+		return CLI_USAGE;
+	}
+
+	d = opendir(dir);
+	if (d) {
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+
+			if (n <= 5 || strcmp(de->d_name + n - 5, ".sock"))
+				continue;
+			if (nr == cap) {
+				char **p = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
+
+				if (!p)
+					break;
+				names = p;
+			}
+			names[nr] = strndup(de->d_name, n - 5);
+			if (names[nr])
+				nr++;
+		}
+		closedir(d);
+	} else if (errno != ENOENT) {
+		fprintf(stderr, "vmcompact list: cannot read %s: %s\n", dir, strerror(errno));
+		return CLI_FAILED;
+	}
+	qsort(names, nr, sizeof(*names), list__cmp);
+
+	printf("%-20s %8s %-10s %8s  %s\n", "NAME", "PID", "STATUS", "MEM", "BACKING_2M");
+	for (i = 0; i < nr; i++) {
+		struct qmp_client c;
+		struct json_object *st = NULL;
+		char err[512], mem[32];
+		const char *status;
+		int r;
+
+		if (!control__valid_name(names[i])) {
+			free(names[i]);
+			continue;
+		}
+		r = qmp_client__connect(&c, names[i], LIST_TIMEOUT_MS, err, sizeof(err));
+		if (r < 0) {
+			status = r == -ECONNREFUSED ? "stale" : r == -EACCES ? "denied" :
+				 r == -ETIMEDOUT ? "hung" : "error";
+			printf("%-20s %8s %-10s %8s  %s\n", names[i], "-", status, "-", "-");
+			free(names[i]);
+			continue;
+		}
+		c.timeout_ms = LIST_TIMEOUT_MS;
+		if (qmp_client__execute(&c, "query-status", NULL, &st, err, sizeof(err)) < 0) {
+			printf("%-20s %8s %-10s %8s  %s\n", names[i], "-", "error", "-", "-");
+		} else {
+			printf("%-20s %8llu %-10s %8s  %.1f%% (%llu/%llu)\n", names[i],
+			       (unsigned long long)ju64(st, "pid"), jstr(st, "status", "?"),
+			       human_bytes(ju64(st, "guest-bytes"), mem, sizeof(mem)),
+			       100.0 * jdbl(st, "backing-2m"),
+			       (unsigned long long)ju64(st, "regions-backed-2m"),
+			       (unsigned long long)ju64(st, "regions"));
+			json_object_put(st);
+		}
+		qmp_client__close(&c);
+		free(names[i]);
+	}
+	free(names);
+	return CLI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmcompact stat */
+
+static void stat__usage(FILE *f)
+{
+	fprintf(f, "usage: vmcompact stat NAME|SOCKET [--json]\n\n"
+		"Show a VM's guest memory the way Linux shows its own: buddyinfo,\n"
+		"pagetypeinfo, extfrag and unusable indices per order, compaction\n"
+		"counters with /proc/vmstat names, how much guest memory is backed by\n"
+		"host 2 MiB pages (and how much could be), KVM's pages_4k/pages_2m, VMAs.\n\n"
+		"  --json   print the raw query-memory reply\n\n%s", exit_codes_help);
+}
+
+static void stat__index_line(struct json_object *arr, bool extfrag)
+{
+	size_t i, n = arr ? json_object_array_length(arr) : 0;
+
+	printf("Node 0, zone %8s ", "Guest");
+	for (i = 0; i < n; i++) {
+		long v = lround(json_object_get_double(json_object_array_get_idx(arr, i)) * 1000);
+
+		if (v < 0)
+			printf("-1.000 ");   /* fragmentation_index(): enough free memory */
+		else
+			printf(extfrag ? "%2ld.%03ld " : "%ld.%03ld ", v / 1000, v % 1000);
+	}
+	printf("\n");
+}
+
+static void stat__print(const char *vm, struct json_object *st, struct json_object *mem,
+			struct json_object *pol)
+{
+	struct json_object *a, *pti, *t, *regions = jobj(mem, "regions"), *kvm = jobj(mem, "kvm");
+	char b1[32], b2[32], b3[32];
+	size_t i, n;
+	int mt;
+
+	printf("VM %s: %s, pid %llu, guest %s, pool %s (%s), slack %s\n\n",
+	       jstr(st, "name", vm), jstr(st, "status", "?"), (unsigned long long)ju64(st, "pid"),
+	       human_bytes(ju64(mem, "guest-bytes"), b1, sizeof(b1)),
+	       human_bytes(ju64(mem, "pool-bytes"), b2, sizeof(b2)),
+	       jstr(mem, "pool-backing", "?"),
+	       human_bytes(ju64(mem, "slack-bytes"), b3, sizeof(b3)));
+
+	printf("buddyinfo:\nNode 0, zone %8s ", "Guest");
+	a = jobj(mem, "buddyinfo");
+	n = a ? json_object_array_length(a) : 0;
+	for (i = 0; i < n; i++)
+		printf("%6llu ", (unsigned long long)json_object_get_int64(json_object_array_get_idx(a, i)));
+	printf("\n\n");
+
+	pti = jobj(mem, "pagetypeinfo");
+	printf("pagetypeinfo:\nPage block order: %llu\nPages per block:  %llu\n\n",
+	       (unsigned long long)ju64(pti, "page-block-order"),
+	       (unsigned long long)ju64(pti, "pages-per-block"));
+	printf("%-43s", "Free pages count per migrate type at order");
+	for (i = 0; i < n; i++)
+		printf("%6zu ", i);
+	printf("\n");
+	t = jobj(pti, "free");
+	for (mt = 0; mt < MIGRATE_TYPES; mt++) {
+		struct json_object *row = jobj(t, migratetype_names[mt]);
+		size_t k, m = row ? json_object_array_length(row) : 0;
+
+		printf("Node %4d, zone %8s, type %12s ", 0, "Guest", migratetype_names[mt]);
+		for (k = 0; k < m; k++)
+			printf("%6llu ", (unsigned long long)json_object_get_int64(
+						 json_object_array_get_idx(row, k)));
+		printf("\n");
+	}
+	printf("\n%-23s", "Number of blocks type ");
+	for (mt = 0; mt < MIGRATE_TYPES; mt++)
+		printf("%12s ", migratetype_names[mt]);
+	printf("\nNode 0, zone %8s ", "Guest");
+	t = jobj(pti, "blocks");
+	for (mt = 0; mt < MIGRATE_TYPES; mt++)
+		printf("%12llu ", (unsigned long long)ju64(t, migratetype_names[mt]));
+	printf("\n\n");
+
+	printf("extfrag_index:\n");
+	stat__index_line(jobj(mem, "extfrag-index"), true);
+	printf("unusable_index:\n");
+	stat__index_line(jobj(mem, "unusable-index"), false);
+	printf("\nvmstat:\n");
+	t = jobj(mem, "vmstat");
+	if (t) {
+		json_object_object_foreach(t, key, val)
+			printf("%s %llu\n", key, (unsigned long long)json_object_get_int64(val));
+	}
+
+	printf("\n%-22s %5.1f%%  (%llu of %llu regions; %llu in order)\n", "backing_2m",
+	       100.0 * jdbl(mem, "backing-2m"), (unsigned long long)ju64(regions, "backed-2m"),
+	       (unsigned long long)ju64(regions, "total"),
+	       (unsigned long long)ju64(regions, "in-order"));
+	printf("%-22s %5.1f%%  (%llu regions)\n", "achievable", 100.0 * jdbl(mem, "backing-2m-achievable"),
+	       (unsigned long long)ju64(regions, "achievable"));
+	printf("%-22s %5llu   (100 x (achievable - backed_2m) / achievable)\n", "defrag score",
+	       (unsigned long long)ju64(mem, "defrag-score"));
+	printf("%-22s %5llu   (free memory, as Linux's proactive compaction)\n",
+	       "fragmentation score", (unsigned long long)ju64(mem, "fragmentation-score"));
+	if (kvm && json_object_is_type(kvm, json_type_object)) {
+		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)ju64(kvm, "pages_4k"));
+		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)ju64(kvm, "pages_2m"));
+		printf("%-22s %llu\n", "kvm pages_1g", (unsigned long long)ju64(kvm, "pages_1g"));
+	} else {
+		printf("%-22s %s\n", "kvm pages", "not available");
+	}
+	printf("%-22s %llu\n", "vmas", (unsigned long long)ju64(mem, "vmas"));
+	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)ju64(mem, "huge-blocks"));
+	printf("%-22s %s\n", "metadata", human_bytes(ju64(mem, "metadata-bytes"), b1, sizeof(b1)));
+	t = jobj(mem, "frames");
+	if (t) {
+		printf("%-22s", "pool frames");
+		json_object_object_foreach(t, key, val)
+			printf(" %s %llu", key, (unsigned long long)json_object_get_int64(val));
+		printf("\n");
+	}
+	if (pol) {
+		printf("%-22s auto %s, %s, proactiveness %llu (wmark low %llu high %llu), "
+		       "%llu rounds, %llu regions promoted, %llu backoffs\n", "defragd",
+		       json_object_get_boolean(jobj(pol, "auto")) ? "on" : "off",
+		       jstr(pol, "state", "?"), (unsigned long long)ju64(pol, "proactiveness"),
+		       (unsigned long long)ju64(pol, "wmark-low"),
+		       (unsigned long long)ju64(pol, "wmark-high"),
+		       (unsigned long long)ju64(jobj(pol, "counters"), "rounds"),
+		       (unsigned long long)ju64(jobj(pol, "counters"), "regions-promoted"),
+		       (unsigned long long)ju64(jobj(pol, "counters"), "backoffs"));
+	}
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct json_object *mem = NULL, *st = NULL, *pol = NULL;
+	struct qmp_client c;
+	bool json = false;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			stat__usage(stdout);
+			return CLI_OK;
+		default:
+			stat__usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		stat__usage(stderr);
+		return CLI_USAGE;
+	}
+	r = cli__connect(&c, "stat", argv[optind], 0);
+	if (r < 0)
+		return cli__exit_code(r);
+	r = cli__execute(&c, "stat", "query-memory", NULL, &mem);
+	if (r == CLI_OK && json) {
+		printf("%s\n", json_object_to_json_string_ext(mem, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (r == CLI_OK) {
+		r = cli__execute(&c, "stat", "query-status", NULL, &st);
+		if (r == CLI_OK)
+			r = cli__execute(&c, "stat", "query-defrag-policy", NULL, &pol);
+		if (r == CLI_OK)
+			stat__print(argv[optind], st, mem, pol);
+	}
+	json_object_put(mem);
+	json_object_put(st);
+	json_object_put(pol);
+	qmp_client__close(&c);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmcompact defrag */
+
+static void defrag__usage(FILE *f)
+{
+	fprintf(f, "usage: vmcompact defrag NAME|SOCKET [--mode compact|collapse|full]\n"
+		"                        [--algo planned|linux] [--order N] [--max-pause-us N]\n"
+		"                        [--max-mbps N] [--max-regions N] [--wait]\n"
+		"       vmcompact defrag NAME|SOCKET --cancel\n\n"
+		"Defragment a running VM's guest memory backing from the host. The job runs\n"
+		"in the VM process; this command returns once it started, or with --wait\n"
+		"follows it to the end (a progress bar on a terminal) and prints a summary.\n\n"
+		"  --mode M          compact (Linux compaction), collapse (2 MiB regions) or\n"
+		"                    full (both; default)\n"
+		"  --algo A          planned (GPA-order-aware placement; default) or linux\n"
+		"  --order N         compaction target order 0..%d (default: whole pool)\n"
+		"  --max-pause-us N  vCPU pause budget per step (default 1000)\n"
+		"  --max-mbps N      copy rate limit in MB/s (default unlimited)\n"
+		"  --max-regions N   promote at most N regions\n"
+		"  --wait            follow the job; exit 1 if it fails or is cancelled\n"
+		"  --cancel          cancel the running job\n\n%s", MM_MAX_ORDER - 1, exit_codes_help);
+}
+
+static bool parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 0);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+struct progress_view {
+	bool tty;              /* stdout is a terminal: one bar redrawn in place */
+	bool drawn;            /* the bar is on screen (the line is not ended yet) */
+	uint64_t last_line_ms; /* not a terminal: a plain line at most once a second */
+};
+
+static void progress_view__show(struct progress_view *v, uint64_t done, uint64_t total, bool last)
+{
+	unsigned pct = total ? (unsigned)(done * 100 / total) : 0;
+
+	if (v->tty) {
+		char bar[41];
+		unsigned fill = pct * 40 / 100, i;
+
+		for (i = 0; i < 40; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[40] = '\0';
+		printf("\r[%s] %3u%% %llu/%llu", bar, pct, (unsigned long long)done,
+		       (unsigned long long)total);
+		v->drawn = true;
+	} else {
+		uint64_t now = now_ms();
+
+		if (!last && now - v->last_line_ms < 1000)
+			return;
+		v->last_line_ms = now;
+		printf("progress %llu/%llu (%u%%)\n", (unsigned long long)done,
+		       (unsigned long long)total, pct);
+	}
+	fflush(stdout);
+}
+
+/* End the bar's line before other output. */
+static void progress_view__end(struct progress_view *v)
+{
+	if (v->drawn)
+		printf("\n");
+	v->drawn = false;
+}
+
+static void defrag__summary(uint64_t id, const char *state, struct json_object *res)
+{
+	printf("defrag job %llu %s in %.1f ms (compaction: %s)\n", (unsigned long long)id, state,
+	       jdbl(res, "time-ms"), jstr(res, "compact-result", "?"));
+	printf("  regions promoted %llu, zero-copy %llu, failed %llu, achievable %llu\n",
+	       (unsigned long long)ju64(res, "regions-promoted"),
+	       (unsigned long long)ju64(res, "regions-zero-copy"),
+	       (unsigned long long)ju64(res, "regions-failed"),
+	       (unsigned long long)ju64(res, "regions-achievable"));
+	printf("  pages copied %llu (%.3f copies per promoted page), moved singly %llu\n",
+	       (unsigned long long)ju64(res, "pages-copied"), jdbl(res, "copies-per-promoted-page"),
+	       (unsigned long long)ju64(res, "pages-moved-4k"));
+	printf("  vCPU pauses: %llu steps, max %.1f us, p99 %.1f us, total %.1f us\n",
+	       (unsigned long long)ju64(res, "steps"), jdbl(res, "pause-max-us"),
+	       jdbl(res, "pause-p99-us"), jdbl(res, "pause-total-us"));
+}
+
+/* Follow job `id` through events to its end. */
+static int defrag__wait(struct qmp_client *c, uint64_t id)
+{
+	struct progress_view view = { .tty = isatty(STDOUT_FILENO) };
+	struct json_object *ev, *st;
+	char err[512];
+	int r;
+
+	for (;;) {
+		const char *name;
+		struct json_object *data;
+
+		r = qmp_client__next_event(c, -1, &ev, err, sizeof(err));
+		if (r < 0) {
+			progress_view__end(&view);
+			fprintf(stderr, "vmcompact defrag: %s\n", err);
+			return CLI_FAILED;
+		}
+		name = jstr(ev, "event", "");
+		data = jobj(ev, "data");
+		if (strcmp(name, "SHUTDOWN") == 0) {
+			progress_view__end(&view);
+			fprintf(stderr, "vmcompact defrag: the VM shut down (%s) before job %llu "
+				"finished\n", jstr(data, "reason", "?"), (unsigned long long)id);
+			json_object_put(ev);
+			return CLI_FAILED;
+		}
+		if (strncmp(name, "DEFRAG_", 7) || ju64(data, "job-id") != id) {
+			json_object_put(ev);
+			continue;
+		}
+		if (strcmp(name, "DEFRAG_PROGRESS") == 0) {
+			progress_view__show(&view, ju64(data, "done"), ju64(data, "total"), false);
+			json_object_put(ev);
+			continue;
+		}
+		if (view.drawn)
+			progress_view__show(&view, ju64(data, "done"), ju64(data, "total"), true);
+		progress_view__end(&view);
+		break;
+	}
+
+	if (strcmp(jstr(ev, "event", ""), "DEFRAG_CANCELLED") == 0) {
+		defrag__summary(id, "cancelled", jobj(jobj(ev, "data"), "result"));
+		r = CLI_FAILED;
+	} else if (strcmp(jstr(jobj(ev, "data"), "state", ""), "done") == 0) {
+		defrag__summary(id, "done", jobj(jobj(ev, "data"), "result"));
+		r = CLI_OK;
+	} else {
+		fprintf(stderr, "vmcompact defrag: job %llu failed: %s\n", (unsigned long long)id,
+			jstr(jobj(ev, "data"), "error", "unknown error"));
+		r = CLI_FAILED;
+	}
+	json_object_put(ev);
+
+	if (qmp_client__execute(c, "query-status", NULL, &st, err, sizeof(err)) == 0) {
+		printf("  backing_2m now %.1f%% (%llu/%llu regions), achievable %.1f%%\n",
+		       100.0 * jdbl(st, "backing-2m"),
+		       (unsigned long long)ju64(st, "regions-backed-2m"),
+		       (unsigned long long)ju64(st, "regions"),
+		       100.0 * jdbl(st, "backing-2m-achievable"));
+		json_object_put(st);
+	}
+	return r;
+}
+
+int cmd_defrag(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "algo", required_argument, NULL, 'a' },
+		{ "order", required_argument, NULL, 'o' },
+		{ "max-pause-us", required_argument, NULL, 'p' },
+		{ "max-mbps", required_argument, NULL, 'r' },
+		{ "max-regions", required_argument, NULL, 'n' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "cancel", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct json_object *args = json_object_new_object(), *ret = NULL;
+	bool wait = false, cancel = false;
+	struct qmp_client c;
+	long long v;
+	uint64_t id;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "m:a:o:p:r:n:wch", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			if (strcmp(optarg, "compact") && strcmp(optarg, "collapse") &&
+			    strcmp(optarg, "full"))
+				goto bad;
+			json_object_object_add(args, "mode", json_object_new_string(optarg));
+			break;
+		case 'a':
+			if (strcmp(optarg, "planned") && strcmp(optarg, "linux"))
+				goto bad;
+			json_object_object_add(args, "algo", json_object_new_string(optarg));
+			break;
+		case 'o':
+			if (!parse_int(optarg, 0, MM_MAX_ORDER - 1, &v))
+				goto bad;
+			json_object_object_add(args, "order", json_object_new_int64(v));
+			break;
+		case 'p':
+			if (!parse_int(optarg, DEFRAGD_PAUSE_US_MIN, DEFRAGD_PAUSE_US_MAX, &v))
+				goto bad;
+			json_object_object_add(args, "max-pause-us", json_object_new_int64(v));
+			break;
+		case 'r':
+			if (!parse_int(optarg, 0, DEFRAGD_MBPS_MAX, &v))
+				goto bad;
+			json_object_object_add(args, "max-mbps", json_object_new_int64(v));
+			break;
+		case 'n':
+			if (!parse_int(optarg, 0, UINT32_MAX, &v))
+				goto bad;
+			json_object_object_add(args, "max-regions", json_object_new_int64(v));
+			break;
+		case 'w':
+			wait = true;
+			break;
+		case 'c':
+			cancel = true;
+			break;
+		case 'h':
+			json_object_put(args);
+			defrag__usage(stdout);
+			return CLI_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1 || (cancel && (wait || json_object_object_length(args))))
+		goto usage;
+
+	r = cli__connect(&c, "defrag", argv[optind], 0);
+	if (r < 0) {
+		json_object_put(args);
+		return cli__exit_code(r);
+	}
+	if (cancel) {
+		json_object_put(args);
+		r = cli__execute(&c, "defrag", "cancel-defrag", NULL, &ret);
+		if (r == CLI_OK)
+			printf("cancelling defrag job %llu\n", (unsigned long long)ju64(ret, "job-id"));
+		json_object_put(ret);
+		qmp_client__close(&c);
+		return r;
+	}
+	r = cli__execute(&c, "defrag", "defrag", args, &ret);
+	if (r != CLI_OK) {
+		qmp_client__close(&c);
+		return r;
+	}
+	id = ju64(ret, "job-id");
+	json_object_put(ret);
+	printf("defrag job %llu started on VM %s\n", (unsigned long long)id, argv[optind]);
+	fflush(stdout);
+	if (wait)
+		r = defrag__wait(&c, id);
+	qmp_client__close(&c);
+	return r;
+
+bad:
+	for (v = 0; opts[v].name && opts[v].val != opt; v++)
+		;
+	fprintf(stderr, "vmcompact defrag: invalid value '%s' for --%s\n", optarg, opts[v].name);
+usage:
+	json_object_put(args);
+	defrag__usage(stderr);
+	return CLI_USAGE;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmcompact stop */
+
+static void stop__usage(FILE *f)
+{
+	fprintf(f, "usage: vmcompact stop NAME|SOCKET [--timeout SECONDS] [--no-wait]\n\n"
+		"Ask a running VM to stop gracefully (a running defrag job is cancelled)\n"
+		"and wait until it has shut down (default timeout 30 s).\n\n%s", exit_codes_help);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "no-wait", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct json_object *ret = NULL, *ev;
+	long long timeout_s = 30;
+	bool wait = true;
+	struct qmp_client c;
+	uint64_t deadline;
+	char err[512];
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "t:nh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			if (!parse_int(optarg, 1, 3600, &timeout_s)) {
+				fprintf(stderr, "vmcompact stop: invalid --timeout '%s'\n", optarg);
+				return CLI_USAGE;
+			}
+			break;
+		case 'n':
+			wait = false;
+			break;
+		case 'h':
+			stop__usage(stdout);
+			return CLI_OK;
+		default:
+			stop__usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		stop__usage(stderr);
+		return CLI_USAGE;
+	}
+	r = cli__connect(&c, "stop", argv[optind], 0);
+	if (r < 0)
+		return cli__exit_code(r);
+	r = cli__execute(&c, "stop", "stop", NULL, &ret);
+	json_object_put(ret);
+	if (r != CLI_OK || !wait) {
+		if (r == CLI_OK)
+			printf("stop requested for VM %s\n", argv[optind]);
+		qmp_client__close(&c);
+		return r;
+	}
+	deadline = now_ms() + (uint64_t)timeout_s * 1000;
+	for (;;) {
+		uint64_t now = now_ms();
+
+		if (now >= deadline) {
+			fprintf(stderr, "vmcompact stop: VM %s did not shut down within %llds\n",
+				argv[optind], timeout_s);
+			r = CLI_FAILED;
+			break;
+		}
+		r = qmp_client__next_event(&c, (int)(deadline - now), &ev, err, sizeof(err));
+		if (r == -ECONNRESET) {
+			printf("VM %s stopped\n", argv[optind]);
+			r = CLI_OK;
+			break;
+		}
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "vmcompact stop: %s\n", err);
+			r = CLI_FAILED;
+			break;
+		}
+		if (strcmp(jstr(ev, "event", ""), "SHUTDOWN") == 0) {
+			printf("VM %s stopped (%s)\n", argv[optind],
+			       jstr(jobj(ev, "data"), "reason", "?"));
+			json_object_put(ev);
+			r = CLI_OK;
+			break;
+		}
+		json_object_put(ev);
+	}
+	qmp_client__close(&c);
+	return r;
+}

@@ -4,6 +4,7 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int bench_startup__cmd(int argc, char **argv);
 int bench_defrag__cmd(int argc, char **argv);
 int bench_gups__cmd(int argc, char **argv);

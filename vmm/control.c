@@ -1,4 +1,17 @@
 /* control.c: QMP-style control socket: one poll thread, json-c framing, command table, events. */
+
+/*
+ * JSON key names, one rule for the whole control plane:
+ *  - Statistics use the kernel's underscore names, written by vmm/mm_json.c (the
+ *    serializer `vmcompact run --json` and the benchmarks use too): query-memory's
+ *    whole return (guest_bytes, backing_2m, buddyinfo, extfrag_index, vmstat's
+ *    compact_migrate_scanned..., kvm.pages_2m), a defrag job's "result"
+ *    (pages_copied, regions_promoted, pause_max_us...), and query-status's
+ *    guest_bytes, backing_2m, backing_2m_achievable, regions_backed_2m.
+ *  - Protocol-level fields keep QMP's hyphens: command names (query-memory),
+ *    arguments (max-pause-us, interval-ms), job-id, state, progress, elapsed-ms,
+ *    uptime-ms, and query-defrag-policy's policy and counter fields.
+ */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +30,7 @@
 #include <json-c/json.h>
 
 #include "vmm/control.h"
+#include "vmm/mm_json.h"
 
 #ifndef VMC_VERSION
 #define VMC_VERSION "0.1.0"   /* vmm/meson.build passes the project's version */
@@ -220,81 +234,12 @@ void control__emit(struct control_server *s, const char *event, struct json_obje
 	control__wake(s);
 }
 
-static struct json_object *vmstat__json(const struct mm_vmstat *v)
-{
-	struct json_object *o = json_object_new_object();
-
-#define VMSTAT(field) jadd_u64(o, #field, v->field)
-	VMSTAT(compact_migrate_scanned);
-	VMSTAT(compact_free_scanned);
-	VMSTAT(compact_isolated);
-	VMSTAT(compact_stall);
-	VMSTAT(compact_fail);
-	VMSTAT(compact_success);
-	VMSTAT(pgmigrate_success);
-	VMSTAT(pgmigrate_fail);
-	VMSTAT(thp_collapse_alloc);
-	VMSTAT(thp_collapse_zero_copy);
-	VMSTAT(thp_collapse_alloc_failed);
-	VMSTAT(pages_copied);
-#undef VMSTAT
-	return o;
-}
-
-static const char *compact_result__name(enum compact_result r)
-{
-	static const char *const names[] = {
-		[COMPACT_NOT_SUITABLE_ZONE] = "not_suitable_zone",
-		[COMPACT_SKIPPED] = "skipped",
-		[COMPACT_CONTINUE] = "continue",
-		[COMPACT_COMPLETE] = "complete",
-		[COMPACT_PARTIAL_SKIPPED] = "partial_skipped",
-		[COMPACT_SUCCESS] = "success",
-		[COMPACT_ABORTED] = "aborted",
-	};
-
-	if ((unsigned)r < sizeof(names) / sizeof(names[0]) && names[r])
-		return names[r];
-	return "unknown";
-}
-
 static const char *const mode_names[] = {
 	[DEFRAG_COMPACT] = "compact", [DEFRAG_COLLAPSE] = "collapse", [DEFRAG_FULL] = "full", NULL,
 };
 static const char *const algo_names[] = {
 	[DEFRAG_ALGO_LINUX] = "linux", [DEFRAG_ALGO_PLANNED] = "planned", NULL,
 };
-
-static struct json_object *defrag_stats__json(const struct defrag_stats *st)
-{
-	struct json_object *o = json_object_new_object();
-
-	jadd_str(o, "compact-result", compact_result__name(st->compact_result));
-	jadd(o, "time-ms", jdouble(st->wall_ns / 1e6, "%.3f"));
-	jadd_u64(o, "steps", st->steps);
-	jadd_u64(o, "pages-copied", st->pages_copied);
-	jadd_u64(o, "pages-moved-4k", st->pages_moved_4k);
-	jadd_u64(o, "regions-promoted", st->regions_promoted);
-	jadd_u64(o, "regions-zero-copy", st->regions_zero_copy);
-	jadd_u64(o, "regions-failed", st->regions_failed);
-	jadd_u64(o, "regions-achievable", st->regions_achievable);
-	jadd(o, "copies-per-promoted-page", jdouble(st->copies_per_promoted_page, "%.3f"));
-	jadd(o, "pause-max-us", jdouble(st->pause_max_ns / 1e3, "%.1f"));
-	jadd(o, "pause-p99-us", jdouble(st->pause_p99_ns / 1e3, "%.1f"));
-	jadd(o, "pause-total-us", jdouble(st->pause_total_ns / 1e3, "%.1f"));
-	jadd_u64(o, "guest-pages-moved", st->guest_pages_moved);
-	jadd(o, "copies-per-moved-page", jdouble(st->copies_per_moved_page, "%.3f"));
-	jadd_u64(o, "copies-guest", st->copies_guest);
-	jadd_u64(o, "copies-ballast", st->copies_ballast);
-	jadd_u64(o, "copies-temp", st->copies_temp);
-	jadd_u64(o, "remaps-2m", st->remaps_2m);
-	jadd_u64(o, "regions-fast-path", st->regions_fast_path);
-	jadd_u64(o, "regions-blocked", st->regions_blocked);
-	jadd_u64(o, "regions-backed-2m", st->regions_backed_2m);
-	jadd(o, "plan-ms", jdouble(st->plan_ns / 1e6, "%.3f"));
-	jadd(o, "vmstat", vmstat__json(&st->delta));
-	return o;
-}
 
 /* Why a job failed: the engine's message, else the errno's. */
 static const char *job_info__error(const struct defrag_job_info *info)
@@ -331,7 +276,7 @@ static void control__job_finish(void *ctx, const struct defrag_job_info *info)
 		jadd_str(d, "error", job_info__error(info));
 	jadd_u64(d, "done", info->done);
 	jadd_u64(d, "total", info->total);
-	jadd(d, "result", defrag_stats__json(&info->stats));
+	jadd(d, "result", mm_json__defrag_stats(&info->stats));
 	control__emit(s, info->state == DEFRAG_JOB_CANCELLED ? "DEFRAG_CANCELLED" :
 							      "DEFRAG_COMPLETED", d);
 }
@@ -543,11 +488,11 @@ static int qmp_query_status(struct cmd_ctx *x, struct json_object *args,
 	json_object_object_add(o, "running", json_object_new_boolean(strcmp(status, "running") == 0));
 	jadd_u64(o, "uptime-ms", (defrag_job__now_ns() - s->start_ns) / 1000000);
 	jadd_u64(o, "vcpus", h->nr_vcpus);
-	jadd_u64(o, "guest-bytes", st.guest_bytes);
+	jadd_u64(o, "guest_bytes", st.guest_bytes);
 	jadd_u64(o, "regions", st.nr_regions);
-	jadd_u64(o, "regions-backed-2m", st.regions_backed_2m);
-	jadd(o, "backing-2m", jdouble(st.backing_2m, "%.4f"));
-	jadd(o, "backing-2m-achievable", jdouble(st.backing_2m_achievable, "%.4f"));
+	jadd_u64(o, "regions_backed_2m", st.regions_backed_2m);
+	jadd(o, "backing_2m", jdouble(st.backing_2m, "%.4f"));
+	jadd(o, "backing_2m_achievable", jdouble(st.backing_2m_achievable, "%.4f"));
 	jadd_str(o, "defrag", defrag_job_state_names[info.state]);
 	jadd_str(o, "defragd", defragd_state_names[dstate]);
 	jadd_str(o, "socket", s->path);
@@ -557,99 +502,24 @@ static int qmp_query_status(struct cmd_ctx *x, struct json_object *args,
 	return 0;
 }
 
-static const char *pool_backing__name(enum pool_backing b)
+/* KVM's own page counts from the host hook; valid=false (JSON null) without one. */
+static void host__kvm_pages(const struct control_host *h, struct kvm_pages *k)
 {
-	switch (b) {
-	case POOL_BACKING_THP: return "thp";
-	case POOL_BACKING_HUGETLB: return "hugetlb";
-	case POOL_BACKING_4K: return "4k";
-	}
-	return "unknown";
-}
-
-static struct json_object *index__json(const int *v)
-{
-	struct json_object *a = json_object_new_array();
-	unsigned o;
-
-	for (o = 0; o < MM_MAX_ORDER; o++)
-		json_object_array_add(a, jdouble(v[o] / 1000.0, "%.3f"));
-	return a;
+	memset(k, 0, sizeof(*k));
+	if (h->kvm_stats && h->kvm_stats(h->ctx, &k->pages_4k, &k->pages_2m, &k->pages_1g) >= 0)
+		k->valid = true;
 }
 
 static int qmp_query_memory(struct cmd_ctx *x, struct json_object *args,
 			    struct json_object **ret, struct cmd_error *e)
 {
 	struct control_host *h = x->s->host;
-	struct json_object *o = json_object_new_object(), *a, *t, *u;
-	uint64_t p4k, p2m, p1g;
+	struct kvm_pages kvm;
 	struct mm_stat st;
-	unsigned ord, mt;
 
 	mm__stat(h->mm, &st);
-
-	jadd_u64(o, "guest-bytes", st.guest_bytes);
-	jadd_u64(o, "pool-bytes", st.pool_bytes);
-	jadd_u64(o, "slack-bytes", st.slack_bytes);
-	jadd_str(o, "pool-backing", pool_backing__name(st.backing));
-	jadd_u64(o, "metadata-bytes", st.metadata_bytes);
-
-	t = json_object_new_object();
-	jadd_u64(t, "total", st.nr_regions);
-	jadd_u64(t, "in-order", st.regions_in_order);
-	jadd_u64(t, "backed-2m", st.regions_backed_2m);
-	jadd_u64(t, "achievable", st.regions_achievable);
-	jadd(o, "regions", t);
-	jadd(o, "backing-2m", jdouble(st.backing_2m, "%.4f"));
-	jadd(o, "backing-2m-achievable", jdouble(st.backing_2m_achievable, "%.4f"));
-	jadd_u64(o, "defrag-score", defragd__backing_score(&st));
-	jadd_u64(o, "fragmentation-score", st.frag_score);
-
-	a = json_object_new_array();
-	for (ord = 0; ord < MM_MAX_ORDER; ord++)
-		json_object_array_add(a, json_object_new_uint64(st.nr_free[ord]));
-	jadd(o, "buddyinfo", a);
-
-	t = json_object_new_object();
-	json_object_object_add(t, "page-block-order", json_object_new_int(MM_PAGEBLOCK_ORDER));
-	json_object_object_add(t, "pages-per-block", json_object_new_int(MM_PAGEBLOCK_FRAMES));
-	u = json_object_new_object();
-	for (mt = 0; mt < MIGRATE_TYPES; mt++) {
-		a = json_object_new_array();
-		for (ord = 0; ord < MM_MAX_ORDER; ord++)
-			json_object_array_add(a, json_object_new_uint64(st.nr_free_mt[ord][mt]));
-		jadd(u, migratetype_names[mt], a);
-	}
-	jadd(t, "free", u);
-	u = json_object_new_object();
-	for (mt = 0; mt < MIGRATE_TYPES; mt++)
-		jadd_u64(u, migratetype_names[mt], st.pageblocks_mt[mt]);
-	jadd(t, "blocks", u);
-	jadd(o, "pagetypeinfo", t);
-
-	jadd(o, "extfrag-index", index__json(st.fragindex));
-	jadd(o, "unusable-index", index__json(st.unusable));
-
-	if (h->kvm_stats && h->kvm_stats(h->ctx, &p4k, &p2m, &p1g) >= 0) {
-		t = json_object_new_object();
-		jadd_u64(t, "pages_4k", p4k);
-		jadd_u64(t, "pages_2m", p2m);
-		jadd_u64(t, "pages_1g", p1g);
-		jadd(o, "kvm", t);
-	} else {
-		jadd(o, "kvm", NULL);
-	}
-
-	jadd(o, "vmstat", vmstat__json(&st.vmstat));
-
-	t = json_object_new_object();
-	for (ord = 0; ord < FRAME_OWNERS; ord++)
-		jadd_u64(t, frame_owner_names[ord], st.frames_owned[ord]);
-	jadd(o, "frames", t);
-	jadd_u64(o, "vmas", st.vmas);
-	jadd_u64(o, "huge-blocks", st.huge_blocks);
-	json_object_object_add(o, "huge-blocks-exact", json_object_new_boolean(st.huge_exact));
-	*ret = o;
+	host__kvm_pages(h, &kvm);
+	*ret = mm_json__stat(&st, &kvm);
 	return 0;
 }
 
@@ -727,7 +597,7 @@ static int qmp_query_defrag(struct cmd_ctx *x, struct json_object *args,
 		if (info.state == DEFRAG_JOB_FAILED)
 			jadd_str(o, "error", job_info__error(&info));
 		if (info.has_result)
-			jadd(o, "result", defrag_stats__json(&info.stats));
+			jadd(o, "result", mm_json__defrag_stats(&info.stats));
 	}
 	*ret = o;
 	return 0;

@@ -502,9 +502,9 @@ int cmd_list(int argc, char **argv)
 		} else {
 			printf("%-20s %8llu %-10s %8s  %.1f%% (%llu/%llu)\n", names[i],
 			       (unsigned long long)ju64(st, "pid"), jstr(st, "status", "?"),
-			       human_bytes(ju64(st, "guest-bytes"), mem, sizeof(mem)),
-			       100.0 * jdbl(st, "backing-2m"),
-			       (unsigned long long)ju64(st, "regions-backed-2m"),
+			       human_bytes(ju64(st, "guest_bytes"), mem, sizeof(mem)),
+			       100.0 * jdbl(st, "backing_2m"),
+			       (unsigned long long)ju64(st, "regions_backed_2m"),
 			       (unsigned long long)ju64(st, "regions"));
 			json_object_put(st);
 		}
@@ -554,10 +554,10 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 
 	printf("VM %s: %s, pid %llu, guest %s, pool %s (%s), slack %s\n\n",
 	       jstr(st, "name", vm), jstr(st, "status", "?"), (unsigned long long)ju64(st, "pid"),
-	       human_bytes(ju64(mem, "guest-bytes"), b1, sizeof(b1)),
-	       human_bytes(ju64(mem, "pool-bytes"), b2, sizeof(b2)),
-	       jstr(mem, "pool-backing", "?"),
-	       human_bytes(ju64(mem, "slack-bytes"), b3, sizeof(b3)));
+	       human_bytes(ju64(mem, "guest_bytes"), b1, sizeof(b1)),
+	       human_bytes(ju64(mem, "pool_bytes"), b2, sizeof(b2)),
+	       jstr(mem, "pool_backing", "?"),
+	       human_bytes(ju64(mem, "slack_bytes"), b3, sizeof(b3)));
 
 	printf("buddyinfo:\nNode 0, zone %8s ", "Guest");
 	a = jobj(mem, "buddyinfo");
@@ -568,8 +568,8 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 
 	pti = jobj(mem, "pagetypeinfo");
 	printf("pagetypeinfo:\nPage block order: %llu\nPages per block:  %llu\n\n",
-	       (unsigned long long)ju64(pti, "page-block-order"),
-	       (unsigned long long)ju64(pti, "pages-per-block"));
+	       (unsigned long long)ju64(pti, "page_block_order"),
+	       (unsigned long long)ju64(pti, "pages_per_block"));
 	printf("%-43s", "Free pages count per migrate type at order");
 	for (i = 0; i < n; i++)
 		printf("%6zu ", i);
@@ -595,9 +595,9 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	printf("\n\n");
 
 	printf("extfrag_index:\n");
-	stat__index_line(jobj(mem, "extfrag-index"), true);
+	stat__index_line(jobj(mem, "extfrag_index"), true);
 	printf("unusable_index:\n");
-	stat__index_line(jobj(mem, "unusable-index"), false);
+	stat__index_line(jobj(mem, "unusable_index"), false);
 	printf("\nvmstat:\n");
 	t = jobj(mem, "vmstat");
 	if (t) {
@@ -606,15 +606,15 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	}
 
 	printf("\n%-22s %5.1f%%  (%llu of %llu regions; %llu in order)\n", "backing_2m",
-	       100.0 * jdbl(mem, "backing-2m"), (unsigned long long)ju64(regions, "backed-2m"),
+	       100.0 * jdbl(mem, "backing_2m"), (unsigned long long)ju64(regions, "backed_2m"),
 	       (unsigned long long)ju64(regions, "total"),
-	       (unsigned long long)ju64(regions, "in-order"));
-	printf("%-22s %5.1f%%  (%llu regions)\n", "achievable", 100.0 * jdbl(mem, "backing-2m-achievable"),
+	       (unsigned long long)ju64(regions, "in_order"));
+	printf("%-22s %5.1f%%  (%llu regions)\n", "achievable", 100.0 * jdbl(mem, "backing_2m_achievable"),
 	       (unsigned long long)ju64(regions, "achievable"));
-	printf("%-22s %5llu   (100 x (achievable - backed_2m) / achievable)\n", "defrag score",
-	       (unsigned long long)ju64(mem, "defrag-score"));
+	printf("%-22s %5llu   (100 x (achievable - backed_2m) / achievable)\n", "backing_score",
+	       (unsigned long long)ju64(mem, "backing_score"));
 	printf("%-22s %5llu   (free memory, as Linux's proactive compaction)\n",
-	       "fragmentation score", (unsigned long long)ju64(mem, "fragmentation-score"));
+	       "fragmentation_score", (unsigned long long)ju64(mem, "fragmentation_score"));
 	if (kvm && json_object_is_type(kvm, json_type_object)) {
 		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)ju64(kvm, "pages_4k"));
 		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)ju64(kvm, "pages_2m"));
@@ -623,8 +623,8 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 		printf("%-22s %s\n", "kvm pages", "not available");
 	}
 	printf("%-22s %llu\n", "vmas", (unsigned long long)ju64(mem, "vmas"));
-	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)ju64(mem, "huge-blocks"));
-	printf("%-22s %s\n", "metadata", human_bytes(ju64(mem, "metadata-bytes"), b1, sizeof(b1)));
+	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)ju64(mem, "huge_blocks"));
+	printf("%-22s %s\n", "metadata", human_bytes(ju64(mem, "metadata_bytes"), b1, sizeof(b1)));
 	t = jobj(mem, "frames");
 	if (t) {
 		printf("%-22s", "pool frames");
@@ -775,18 +775,18 @@ static void progress_view__end(struct progress_view *v)
 static void defrag__summary(uint64_t id, const char *state, struct json_object *res)
 {
 	printf("defrag job %llu %s in %.1f ms (compaction: %s)\n", (unsigned long long)id, state,
-	       jdbl(res, "time-ms"), jstr(res, "compact-result", "?"));
+	       1e3 * jdbl(res, "seconds"), jstr(res, "compact_result", "?"));
 	printf("  regions promoted %llu, zero-copy %llu, failed %llu, achievable %llu\n",
-	       (unsigned long long)ju64(res, "regions-promoted"),
-	       (unsigned long long)ju64(res, "regions-zero-copy"),
-	       (unsigned long long)ju64(res, "regions-failed"),
-	       (unsigned long long)ju64(res, "regions-achievable"));
+	       (unsigned long long)ju64(res, "regions_promoted"),
+	       (unsigned long long)ju64(res, "regions_zero_copy"),
+	       (unsigned long long)ju64(res, "regions_failed"),
+	       (unsigned long long)ju64(res, "regions_achievable"));
 	printf("  pages copied %llu (%.3f copies per promoted page), moved singly %llu\n",
-	       (unsigned long long)ju64(res, "pages-copied"), jdbl(res, "copies-per-promoted-page"),
-	       (unsigned long long)ju64(res, "pages-moved-4k"));
+	       (unsigned long long)ju64(res, "pages_copied"), jdbl(res, "copies_per_promoted_page"),
+	       (unsigned long long)ju64(res, "pages_moved_4k"));
 	printf("  vCPU pauses: %llu steps, max %.1f us, p99 %.1f us, total %.1f us\n",
-	       (unsigned long long)ju64(res, "steps"), jdbl(res, "pause-max-us"),
-	       jdbl(res, "pause-p99-us"), jdbl(res, "pause-total-us"));
+	       (unsigned long long)ju64(res, "steps"), jdbl(res, "pause_max_us"),
+	       jdbl(res, "pause_p99_us"), 1e3 * jdbl(res, "pause_total_ms"));
 }
 
 /* Follow job `id` through events to its end. */
@@ -846,10 +846,10 @@ static int defrag__wait(struct qmp_client *c, uint64_t id)
 
 	if (qmp_client__execute(c, "query-status", NULL, &st, err, sizeof(err)) == 0) {
 		printf("  backing_2m now %.1f%% (%llu/%llu regions), achievable %.1f%%\n",
-		       100.0 * jdbl(st, "backing-2m"),
-		       (unsigned long long)ju64(st, "regions-backed-2m"),
+		       100.0 * jdbl(st, "backing_2m"),
+		       (unsigned long long)ju64(st, "regions_backed_2m"),
 		       (unsigned long long)ju64(st, "regions"),
-		       100.0 * jdbl(st, "backing-2m-achievable"));
+		       100.0 * jdbl(st, "backing_2m_achievable"));
 		json_object_put(st);
 	}
 	return r;

@@ -6,6 +6,7 @@
 
 #include "vmm/control.h"
 #include "vmm/defragd.h"
+#include "vmm/mm_json.h"
 
 const char *const defragd_state_names[] = {
 	[DEFRAGD_OFF] = "off",
@@ -21,15 +22,6 @@ unsigned defragd__wmark(unsigned proactiveness, bool low)
 	if (low)
 		return wmark_low;
 	return wmark_low + 10 > 100 ? 100 : wmark_low + 10;
-}
-
-unsigned defragd__backing_score(const struct mm_stat *st)
-{
-	uint64_t achievable = st->regions_achievable, backed = st->regions_backed_2m;
-
-	if (achievable == 0 || backed >= achievable)
-		return 0;
-	return (unsigned)(100 * (achievable - backed) / achievable);
 }
 
 int defragd__check_policy(const struct defragd_policy *p, char *err, size_t errlen)
@@ -142,7 +134,7 @@ static void defragd__wakeup(struct defragd *d, const struct defragd_policy *p)
 	pthread_mutex_unlock(&d->lock);
 	mm__stat(d->host->mm, &before);
 	pthread_mutex_lock(&d->lock);
-	score = score_before = defragd__backing_score(&before);
+	score = score_before = mm_stat__backing_score(&before);
 	d->counters.last_score = score;
 	d->counters.last_free_score = before.frag_score;
 
@@ -187,7 +179,7 @@ static void defragd__wakeup(struct defragd *d, const struct defragd_policy *p)
 	d->running_job = 0;
 	d->counters.regions_promoted += info.stats.regions_promoted + info.stats.regions_zero_copy;
 	d->counters.pages_copied += info.stats.pages_copied;
-	score = defragd__backing_score(&after);
+	score = mm_stat__backing_score(&after);
 	d->counters.last_score = score;
 	d->counters.last_free_score = after.frag_score;
 	if (d->state != DEFRAGD_COMPACTING)

@@ -73,11 +73,9 @@ struct defragd {
 
 /*
  * Linux's fragmentation_score_wmark(): low = max(100 - proactiveness, 5),
- * high = min(low + 10, 100).
+ * high = min(low + 10, 100). The score they bound is mm_stat__backing_score() (vmm/mm_json.h).
  */
 unsigned defragd__wmark(unsigned proactiveness, bool low);
-/* 100 * (achievable - backed_2m) / achievable; 0 when nothing is achievable. */
-unsigned defragd__backing_score(const struct mm_stat *st);
 
 /* 0, or -EINVAL naming the field that is out of range. */
 int defragd__check_policy(const struct defragd_policy *p, char *err, size_t errlen);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "vmm/builtin.h"
+#include "vmm/control_client.h"
 #include "vmm/vm.h"
 
 struct vmc_cmd {
@@ -13,7 +14,12 @@ struct vmc_cmd {
 /* One line per command. */
 static const struct vmc_cmd commands[] = {
 	{ "run", cmd_run, "boot the built-in guest and run a workload" },
-	{ "bench", cmd_bench, "benchmarks (bench startup)" },
+	{ "list", cmd_list, "list running VMs (their control sockets)" },
+	{ "stat", cmd_stat, "a VM's memory: buddyinfo, extfrag index, vmstat, backing_2m, KVM pages" },
+	{ "defrag", cmd_defrag, "defragment a running VM's guest memory from the host" },
+	{ "stop", cmd_stop, "stop a running VM gracefully" },
+	{ "demo", cmd_demo, "the main job: an aged guest defragmented live, before/after table" },
+	{ "bench", cmd_bench, "benchmarks: startup, gups, defrag" },
 };
 
 static void main__usage(FILE *f)

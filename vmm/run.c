@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include "vmm/loader.h"
@@ -471,9 +472,28 @@ static void *run__defrag_thread(void *opaque)
 	mm__stat(&ctx->mm, &ctx->mem_before);
 	run__read_kvm(ctx, &ctx->kvm_before);
 	ctx->have_before = true;
-	req.cancel = &ctx->defrag_cancel;
-	run__step_ops(ctx, &ops);
-	ctx->defrag_rc = mm__defrag(&ctx->mm, &req, &ops, &ctx->defrag_stats);
+	if (ctx->ctl_started) {
+		/* Through the job runner: never at the same time as defragd or a `defrag` command. */
+		struct defrag_job_info info;
+		uint64_t id;
+		char err[256];
+
+		ctx->defrag_rc = defrag_job__start(&ctx->ctl.job, &req, DEFRAG_ORIGIN_MANUAL, &id, NULL,
+						   err, sizeof(err));
+		if (ctx->defrag_rc) {
+			snprintf(ctx->defrag_note, sizeof(ctx->defrag_note), "%s", err);
+			return NULL;
+		}
+		while (!defrag_job__wait_timeout(&ctx->ctl.job, id, 50, &info))
+			if (ctx->defrag_cancel)
+				defrag_job__cancel_id(&ctx->ctl.job, id);
+		ctx->defrag_stats = info.stats;
+		ctx->defrag_rc = info.error;
+	} else {
+		req.cancel = &ctx->defrag_cancel;
+		run__step_ops(ctx, &ops);
+		ctx->defrag_rc = mm__defrag(&ctx->mm, &req, &ops, &ctx->defrag_stats);
+	}
 	ctx->defrag_ran = true;
 	if (ctx->defrag_rc && !ctx->opts.json)
 		fprintf(stderr, "vmcompact: defrag: %s\n", ctx->defrag_stats.error_msg[0] ?
@@ -502,12 +522,13 @@ static void run__wait(struct run_ctx *ctx, int sigfd)
 	bool forced = false;
 
 	while (!vm__all_exited(&ctx->vm)) {
-		struct pollfd pfd[2] = { { .fd = ctx->vm.done_fd, .events = POLLIN },
-					 { .fd = sigfd, .events = POLLIN } };
+		struct pollfd pfd[3] = { { .fd = ctx->vm.done_fd, .events = POLLIN },
+					 { .fd = sigfd, .events = POLLIN },
+					 { .fd = ctx->stop_efd, .events = POLLIN } };
 		uint64_t next = timeout_at < force_at ? timeout_at : force_at;
 		int ms = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 
-		if (poll(pfd, 2, ms) < 0 && errno != EINTR)
+		if (poll(pfd, ctx->stop_efd >= 0 ? 3 : 2, ms) < 0 && errno != EINTR)
 			break;
 		now = util__now_ns();
 		if (pfd[0].revents & POLLIN) {
@@ -527,6 +548,12 @@ static void run__wait(struct run_ctx *ctx, int sigfd)
 				ctx->stop_by_signal = true;
 				run__stop(ctx, now, &force_at);
 			}
+		}
+		if (ctx->stop_efd >= 0 && (pfd[2].revents & POLLIN)) {
+			uint64_t n;
+
+			if (read(ctx->stop_efd, &n, sizeof(n)) == sizeof(n))
+				run__stop(ctx, now, &force_at);
 		}
 		if (now >= timeout_at && !ctx->stop_requested) {
 			ctx->stop_by_timeout = true;
@@ -774,11 +801,123 @@ static void run__print_human(const struct run_ctx *ctx)
 		       (double)vm->pause.total_ns / (double)vm->pause.count / 1e3, (double)vm->pause.max_ns / 1e3);
 }
 
+static const char *run__ctl_status(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+
+	if (vm__all_exited(&ctx->vm) || ctx->stop_requested)
+		return "shutdown";
+	return ctx->vm.pause_depth ? "paused" : "running";
+}
+
+static int run__ctl_kvm_stats(void *opaque, uint64_t *p4k, uint64_t *p2m, uint64_t *p1g)
+{
+	struct run_ctx *ctx = opaque;
+	struct kvm_vm_stats ks;
+
+	if (kvm_stats__read(&ctx->vm, &ks) || !ks.valid)
+		return -ENOENT;
+	*p4k = ks.pages_4k;
+	*p2m = ks.pages_2m;
+	*p1g = ks.pages_1g;
+	return 0;
+}
+
+static void run__ctl_request_stop(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+	uint64_t one = 1;
+
+	if (write(ctx->stop_efd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "vmcompact: stop request lost: %s\n", strerror(errno));
+}
+
+/* query-status gets the guest's own view: workload and what the vCPUs reported so far. */
+static void run__ctl_add_status(void *opaque, struct json_object *o)
+{
+	struct run_ctx *ctx = opaque;
+	uint64_t errors = 0, passes = UINT64_MAX, updates = 0;
+	double gups_seconds = 0;
+
+	for (uint32_t i = 0; i < ctx->vm.nr_vcpus; i++) {
+		struct vmc_hc_report r;
+
+		vcpu__get_report(&ctx->vm.vcpus[i], &r, NULL);
+		errors += r.errors;
+		if (r.workload == VMC_WL_GUPS) {
+			updates += r.updates;
+			gups_seconds += run__seconds(ctx, r.tsc_cycles);
+		} else if (r.passes < passes) {
+			passes = r.passes;
+		}
+	}
+	json_object_object_add(o, "workload", json_object_new_string(ctx->opts.workload_text));
+	json_object_object_add(o, "verify_errors", json_object_new_uint64(errors));
+	json_object_object_add(o, "min_passes", json_object_new_uint64(passes == UINT64_MAX ? 0 : passes));
+	json_object_object_add(o, "gups_updates", json_object_new_uint64(updates));
+	json_object_object_add(o, "gups_seconds", json_object_new_double(gups_seconds));
+}
+
+/* Every VM gets a control socket; defragd lives there too. Failing to create the
+ * socket is fatal only if the user asked for it (--name, --socket, --defrag auto). */
+static int run__start_control(struct run_ctx *ctx, char *err, size_t errlen)
+{
+	struct control_config cc;
+	bool asked = ctx->opts.name || ctx->opts.socket_path || ctx->opts.defrag == RUN_DEFRAG_AUTO;
+	int rc;
+
+	ctx->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctx->stop_efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	run__step_ops(ctx, &ctx->step_ops);
+	ctx->ctl_host = (struct control_host){
+		.ctx = ctx,
+		.name = NULL,
+		.mm = &ctx->mm,
+		.step_ops = &ctx->step_ops,
+		.nr_vcpus = ctx->opts.cpus,
+		.status = run__ctl_status,
+		.kvm_stats = run__ctl_kvm_stats,
+		.request_stop = run__ctl_request_stop,
+		.add_status = run__ctl_add_status,
+	};
+	control_config__init(&cc);
+	cc.name = ctx->opts.name;
+	cc.path = ctx->opts.socket_path;
+	cc.defrag.enabled = ctx->opts.defrag == RUN_DEFRAG_AUTO;
+	cc.defrag.proactiveness = (unsigned)ctx->opts.proactiveness;
+	cc.defrag.max_pause_us = (uint32_t)(ctx->opts.defrag_req.max_pause_ns / 1000);
+	rc = control__start(&ctx->ctl, &ctx->ctl_host, &cc, err, errlen);
+	if (rc) {
+		if (asked)
+			return rc;
+		fprintf(stderr, "vmcompact: warning: no control socket: %s\n", err);
+		err[0] = 0;
+		return 0;
+	}
+	ctx->ctl_started = true;
+	if (ctx->ctl.note[0])
+		fprintf(stderr, "vmcompact: %s\n", ctx->ctl.note);
+	if (!ctx->opts.json)
+		printf("vmcompact: control socket %s\n", ctx->ctl.path);
+	return 0;
+}
+
+static void run__stop_control(struct run_ctx *ctx, const char *reason)
+{
+	if (ctx->ctl_started)
+		control__destroy(&ctx->ctl, reason);
+	ctx->ctl_started = false;
+}
+
 int run__boot(struct run_ctx *ctx, char *err, size_t errlen)
 {
 	struct vm_config cfg = { 0 };
 	struct vm_workload wls[RUN_MAX_WORKLOADS];
 
+	ctx->stop_efd = -1;
 	if (ctx->opts.agent_path)
 		snprintf(ctx->agent_path, sizeof(ctx->agent_path), "%s", ctx->opts.agent_path);
 	else if (run__find_agent(ctx->agent_path, sizeof(ctx->agent_path), err, errlen))
@@ -799,6 +938,8 @@ int run__boot(struct run_ctx *ctx, char *err, size_t errlen)
 	if (vm__setup_guest(&ctx->vm, ctx->elf, ctx->elf_len, wls, ctx->opts.nr_workloads, err, errlen))
 		return -EINVAL;
 	if (vm__start(&ctx->vm, err, errlen))
+		return -EIO;
+	if (run__start_control(ctx, err, errlen))
 		return -EIO;
 	if (ctx->opts.defrag == RUN_DEFRAG_ONCE) {
 		int rc = pthread_create(&ctx->defrag_thread, NULL, run__defrag_thread, ctx);
@@ -837,6 +978,7 @@ void run__collect(struct run_ctx *ctx)
 		pthread_join(ctx->defrag_thread, NULL);
 		ctx->defrag_thread_started = false;
 	}
+	run__stop_control(ctx, ctx->stop_by_signal ? "host-signal" : NULL);
 	kvm_stats__read(&ctx->vm, &ctx->kvm_stats);
 	ctx->kvm_after = (struct kvm_pages){ ctx->kvm_stats.valid, ctx->kvm_stats.pages_4k,
 					     ctx->kvm_stats.pages_2m, ctx->kvm_stats.pages_1g };
@@ -852,6 +994,10 @@ void run__teardown(struct run_ctx *ctx)
 		pthread_join(ctx->defrag_thread, NULL);
 		ctx->defrag_thread_started = false;
 	}
+	run__stop_control(ctx, "host-error");
+	if (ctx->stop_efd >= 0)
+		close(ctx->stop_efd);
+	ctx->stop_efd = -1;
 	if (ctx->vm_created)
 		vm__destroy(&ctx->vm);
 	ctx->vm_created = false;

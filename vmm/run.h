@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include "mm/compact.h"
 #include "mm/mm.h"
+#include "vmm/control.h"
 #include "vmm/kvm_stats.h"
 #include "vmm/mm_json.h"
 #include "vmm/vm.h"
@@ -68,7 +69,13 @@ struct run_ctx {
 	volatile int defrag_cancel;
 	int defrag_rc;
 	struct defrag_stats defrag_stats;
-	char defrag_note[160];
+	char defrag_note[320];
+	/* control socket (every VM has one; --name/--socket choose it) */
+	struct control_server ctl;
+	struct control_host ctl_host;
+	struct mm_step_ops step_ops;
+	bool ctl_started;
+	int stop_efd;              /* control's `stop` pokes it; the main loop stops the guest */
 	struct vm vm;
 	bool vm_created;
 	struct kvm_vm_stats kvm_stats;   /* read just before teardown */

@@ -1,0 +1,247 @@
+/* bench_defrag_mm.c: the defrag engine alone (no KVM): each algorithm on the same aged pool, vs memcpy. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mm/compact.h"
+
+#define SKIP 77
+
+struct variant {
+	const char *name;
+	enum defrag_mode mode;
+	enum defrag_algo algo;
+	uint32_t flags;
+	const char *what;
+};
+
+static const struct variant variants[] = {
+	{ "planned", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, 0,
+	  "planned, region by region (fewest blockers first), each copied whole" },
+	{ "planned-chains", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, DEFRAG_F_CHAINS,
+	  "planned, chains from free slots, whole copy only into clean blocks" },
+	{ "planned-4k", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, DEFRAG_F_CHAINS | DEFRAG_F_NO_FAST_PATH,
+	  "planned, chains only: every page a 4 KiB move" },
+	{ "linux", DEFRAG_FULL, DEFRAG_ALGO_LINUX, 0,
+	  "Linux: compact_zone(order -1), then khugepaged collapse (+ order-9 direct compaction)" },
+	{ "linux-collapse", DEFRAG_COLLAPSE, DEFRAG_ALGO_LINUX, 0,
+	  "Linux: khugepaged collapse only (direct compaction when out of blocks)" },
+	{ "planned-compact", DEFRAG_COMPACT, DEFRAG_ALGO_PLANNED, 0,
+	  "planned full compaction: evacuate the cheapest pageblocks" },
+	{ "linux-compact", DEFRAG_COMPACT, DEFRAG_ALGO_LINUX, 0,
+	  "Linux full compaction (compact_memory)" },
+};
+
+static int noop_pause(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static void noop_resume(void *ctx)
+{
+	(void)ctx;
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	switch (*end) {
+	case 'k': case 'K': v *= 1024; break;
+	case 'm': case 'M': v *= 1024 * 1024; break;
+	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
+	default: break;
+	}
+	return (uint64_t)v;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* memcpy of n random 4 KiB frames to other random frames of the pool's direct map. */
+static double memcpy_reference(struct mm *mm, uint64_t n, bool pool_copy)
+{
+	uint64_t x = 88172645463325252ULL;
+	uint32_t nf = mm->pool.nr_frames;
+	double t0 = now_s();
+
+	for (uint64_t i = 0; i < n; i++) {
+		frame_t a, b;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		a = (frame_t)(x % nf);
+		b = (frame_t)((x >> 32) % nf);
+		if (pool_copy)
+			pool__copy_frame_nofence(&mm->pool, a, b);
+		else
+			memcpy(pool__frame_ptr(&mm->pool, a), pool__frame_ptr(&mm->pool, b), MM_PAGE_SIZE);
+	}
+	if (pool_copy)
+		pool__copy_fence();
+	return now_s() - t0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: bench_defrag_mm [--mem SIZE] [--slack SIZE] [--age A] [--seed S] [--pause-us N]\n"
+		   "                       [--run NAME]... [--list] [--no-hugepage-advice]\n"
+		   "Builds an aged pool (default 1G guest, 60M slack, age 0.9) afresh for each run and\n"
+		   "defragments it with no-op pause hooks: the engine's own cost. Default runs: planned,\n"
+		   "planned-chains, planned-4k, linux. --no-hugepage-advice is an experiment: the window's\n"
+		   "remaps skip madvise(MADV_HUGEPAGE) (its VMA count model no longer holds then).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mem", required_argument, NULL, 'm' }, { "slack", required_argument, NULL, 's' },
+		{ "age", required_argument, NULL, 'a' }, { "seed", required_argument, NULL, 'S' },
+		{ "pause-us", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
+		{ "list", no_argument, NULL, 'l' }, { "no-hugepage-advice", no_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	const size_t nr_variants = sizeof(variants) / sizeof(variants[0]);
+	struct mm_config cfg = { .guest_bytes = 1ULL << 30, .slack_bytes = 60ULL << 20, .prefault = true };
+	struct aging_config ag = AGING_DEFAULTS;
+	bool chosen[sizeof(variants) / sizeof(variants[0])] = { 0 }, any = false;
+	uint64_t pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
+	bool no_advice = false;
+	struct vma_budget vb;
+	uint64_t needed;
+	int c;
+
+	ag.age = 0.9;
+	ag.seed = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': cfg.guest_bytes = parse_size(optarg); break;
+		case 's': cfg.slack_bytes = parse_size(optarg); break;
+		case 'a': ag.age = strtod(optarg, NULL); break;
+		case 'S': ag.seed = strtoull(optarg, NULL, 0); break;
+		case 'p': pause_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'r':
+			for (size_t i = 0; i < nr_variants; i++)
+				if (!strcmp(optarg, variants[i].name))
+					chosen[i] = any = true;
+			if (!any) {
+				fprintf(stderr, "unknown run '%s' (see --list)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'A': no_advice = true; break;
+		case 'l':
+			for (size_t i = 0; i < nr_variants; i++)
+				printf("%-16s %s\n", variants[i].name, variants[i].what);
+			return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!any)
+		for (size_t i = 0; i < 4; i++)
+			chosen[i] = true;
+	cfg.aging = ag;
+
+	/* The scattered guest needs about one VMA per scattered page. */
+	needed = (uint64_t)(ag.age * (double)(cfg.guest_bytes >> MM_PAGE_SHIFT)) + 1024;
+	if (vma_budget__read(&vb) == 0 && needed + vb.in_use + VMA_BUDGET_HEADROOM > vb.max_map_count) {
+		uint64_t want = ((needed + vb.in_use + VMA_BUDGET_HEADROOM) * 5 / 4 + 65535) & ~65535ULL;
+
+		printf("SKIP: a %.2f-aged %llu MiB guest needs about %llu mappings, vm.max_map_count is %llu.\n"
+		       "Run: sysctl -w vm.max_map_count=%llu\n",
+		       ag.age, (unsigned long long)(cfg.guest_bytes >> 20), (unsigned long long)needed,
+		       (unsigned long long)vb.max_map_count, (unsigned long long)want);
+		return SKIP;
+	}
+
+	printf("defrag engine, %llu MiB guest + %llu MiB slack, age %.2f, seed %llu, pause budget %llu us, "
+	       "no-op pause hooks%s\n", (unsigned long long)(cfg.guest_bytes >> 20),
+	       (unsigned long long)(cfg.slack_bytes >> 20), ag.age, (unsigned long long)ag.seed,
+	       (unsigned long long)(pause_ns / 1000), no_advice ? ", no MADV_HUGEPAGE on remaps" : "");
+	for (size_t i = 0; i < nr_variants; i++) {
+		const struct variant *v = &variants[i];
+		struct mm_step_ops ops = { .pause = noop_pause, .resume = noop_resume };
+		struct defrag_request req;
+		struct defrag_stats st;
+		struct mm_stat before, after;
+		struct mm mm;
+		char err[512];
+		double t_memcpy, t_pool, gib;
+		int ret;
+
+		if (!chosen[i])
+			continue;
+		ret = mm__create(&mm, &cfg, err, sizeof(err));
+		if (ret) {
+			printf("SKIP: mm__create: %s\n", err);
+			return SKIP;
+		}
+		mm__stat(&mm, &before);
+		if (no_advice) /* experiment: window remaps without madvise(MADV_HUGEPAGE) */
+			mm.win.hugepage_advice = false;
+		defrag_request__init(&req);
+		req.mode = v->mode;
+		req.algo = v->algo;
+		req.order = -1;
+		req.flags = v->flags;
+		req.max_pause_ns = pause_ns;
+		ret = mm__defrag(&mm, &req, &ops, &st);
+		mm__stat(&mm, &after);
+		gib = (double)(st.pages_copied << MM_PAGE_SHIFT) / (double)(1ULL << 30);
+		t_memcpy = memcpy_reference(&mm, st.pages_copied, false);
+		t_pool = memcpy_reference(&mm, st.pages_copied, true);
+		printf("\n%s: %s%s%s\n", v->name, v->what, ret ? ": FAILED: " : "", ret ? st.error_msg : "");
+		printf("  wall %.3f s (plan %.1f ms), %.3f GiB copied = %.2f GiB/s; memcpy of the same %.3f s "
+		       "(%.2f GiB/s), pool copy (%s) %.3f s\n",
+		       st.wall_ns / 1e9, st.plan_ns / 1e6, gib, gib / (st.wall_ns / 1e9), t_memcpy,
+		       t_memcpy > 0 ? gib / t_memcpy : 0, mm.pool.copy_impl, t_pool);
+		printf("  copies %llu (guest %llu, of which whole-region %llu, temporary %llu; ballast %llu); "
+		       "%llu guest pages moved\n",
+		       (unsigned long long)st.pages_copied, (unsigned long long)st.copies_guest,
+		       (unsigned long long)st.copies_bulk, (unsigned long long)st.copies_temp,
+		       (unsigned long long)st.copies_ballast, (unsigned long long)st.guest_pages_moved);
+		printf("  copies per promoted page %.3f, per moved guest page %.3f\n",
+		       st.copies_per_promoted_page, st.copies_per_moved_page);
+		printf("  4 KiB remaps %llu, 2 MiB remaps %llu, steps %llu, pause max %.0f us, p99 %.0f us, "
+		       "total %.3f s\n",
+		       (unsigned long long)st.pages_moved_4k, (unsigned long long)st.remaps_2m,
+		       (unsigned long long)st.steps, st.pause_max_ns / 1e3, st.pause_p99_ns / 1e3,
+		       st.pause_total_ns / 1e9);
+		printf("  time in: guest copies %.3f s, 4 KiB remaps %.3f s (%.2f us each), 2 MiB remaps %.3f s "
+		       "(%.0f us each), the rest %.3f s\n", st.copy_ns / 1e9, st.remap_4k_ns / 1e9,
+		       st.pages_moved_4k ? st.remap_4k_ns / 1e3 / st.pages_moved_4k : 0.0, st.remap_2m_ns / 1e9,
+		       st.remaps_2m ? st.remap_2m_ns / 1e3 / st.remaps_2m : 0.0,
+		       (st.wall_ns - st.copy_ns - st.remap_4k_ns - st.remap_2m_ns) / 1e9);
+		printf("  pause histogram (us: steps):");
+		for (int b = 0; b < DEFRAG_PAUSE_HIST; b++)
+			if (st.pause_hist[b])
+				printf(" %llu-%llu: %llu", (unsigned long long)(1ULL << b) / 1000,
+				       (unsigned long long)(2ULL << b) / 1000, (unsigned long long)st.pause_hist[b]);
+		printf("\n");
+		printf("  regions: promoted %u (whole copy %u) + zero-copy %u, failed %u; backed 2M %u -> %u of %u "
+		       "(achievable %u, blocked %u); VMAs %llu -> %llu\n",
+		       st.regions_promoted, st.regions_fast_path, st.regions_zero_copy, st.regions_failed,
+		       before.regions_backed_2m, after.regions_backed_2m, after.nr_regions, st.regions_achievable,
+		       st.regions_blocked, (unsigned long long)before.vmas, (unsigned long long)after.vmas);
+		printf("  vmstat: compact_stall %llu success %llu fail %llu, migrate_scanned %llu free_scanned %llu "
+		       "isolated %llu, pgmigrate %llu, thp_collapse_alloc %llu failed %llu\n",
+		       (unsigned long long)st.delta.compact_stall, (unsigned long long)st.delta.compact_success,
+		       (unsigned long long)st.delta.compact_fail, (unsigned long long)st.delta.compact_migrate_scanned,
+		       (unsigned long long)st.delta.compact_free_scanned, (unsigned long long)st.delta.compact_isolated,
+		       (unsigned long long)st.delta.pgmigrate_success, (unsigned long long)st.delta.thp_collapse_alloc,
+		       (unsigned long long)st.delta.thp_collapse_alloc_failed);
+		fflush(stdout);
+		mm__destroy(&mm);
+	}
+	return 0;
+}

@@ -14,6 +14,7 @@
 #include "mm/compact.h"
 #include "mm/mm.h"
 #include "vmm/control.h"
+#include "vmm/mm_json.h"
 
 #define CHECK(cond)                                                                   \
 	do {                                                                          \

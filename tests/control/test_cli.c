@@ -1,5 +1,6 @@
 /* test_cli.c: `vmcompact list/stat/defrag/stop` against an in-process server, output captured. */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,6 +61,18 @@ static void test_stat(void)
 		rc = RUN(cmd_stat, &out, &err, "stat", "clistat");
 		CHECK(rc == CLI_OK);
 		expect_in(out, line, "buddyinfo numbers");
+		/* the summary lines read query-memory's underscore keys */
+		snprintf(line, sizeof(line), "%-22s %5.1f%%  (%llu of %llu regions; %llu in order)",
+			 "backing_2m", 100.0 * st.backing_2m, (unsigned long long)st.regions_backed_2m,
+			 (unsigned long long)st.nr_regions, (unsigned long long)st.regions_in_order);
+		expect_in(out, line, "backing_2m numbers");
+		snprintf(line, sizeof(line), "%-22s %5.1f%%  (%llu regions)", "achievable",
+			 100.0 * st.backing_2m_achievable, (unsigned long long)st.regions_achievable);
+		expect_in(out, line, "achievable numbers");
+		snprintf(line, sizeof(line), "%-22s %5u ", "backing_score", mm_stat__backing_score(&st));
+		expect_in(out, line, "backing_score number");
+		snprintf(line, sizeof(line), "(%s), slack ", pool_backing__name(st.backing));
+		expect_in(out, line, "pool backing");
 		free(out);
 		free(err);
 	}
@@ -70,6 +83,8 @@ static void test_stat(void)
 	j = json_tokener_parse(out);
 	CHECKF(j && jhas(j, "buddyinfo") && jhas(j, "regions.achievable") && jhas(j, "kvm.pages_4k"),
 	       "%s", out);
+	CHECKF(jhas(j, "backing_2m") && jhas(j, "backing_2m_achievable") && jhas(j, "extfrag_index") &&
+	       jhas(j, "vmstat.compact_migrate_scanned") && !jhas(j, "backing-2m"), "%s", out);
 	json_object_put(j);
 	free(out);
 	free(err);
@@ -157,6 +172,15 @@ static void test_errors(void)
 		expect_in(out, line, "list live");
 	}
 	expect_in(out, "64M", "list mem");
+	{
+		struct mm_stat st;
+		char line[128];
+
+		harness__stat(&h, &st);
+		snprintf(line, sizeof(line), "  %.1f%% (%llu/%llu)\n", 100.0 * st.backing_2m,
+			 (unsigned long long)st.regions_backed_2m, (unsigned long long)st.nr_regions);
+		expect_in(out, line, "list backing");
+	}
 	expect_in(out, "ghost", "list stale");
 	expect_in(out, " stale ", "list stale status");
 	CHECK(strstr(out, "clierr") < strstr(out, "ghost"));   /* sorted */
@@ -226,9 +250,44 @@ static void test_defrag(void)
 	expect_in(out, "vCPU pauses: ", "defrag summary");
 	expect_in(out, "backing_2m now ", "defrag summary");
 	CHECK(!strchr(out, '\r'));   /* not a terminal: no progress bar */
+	harness__stat(&h, &after);
+	{
+		char line[128];
+
+		snprintf(line, sizeof(line), "backing_2m now %.1f%% (%llu/%llu regions), achievable %.1f%%",
+			 100.0 * after.backing_2m, (unsigned long long)after.regions_backed_2m,
+			 (unsigned long long)after.nr_regions, 100.0 * after.backing_2m_achievable);
+		expect_in(out, line, "defrag summary numbers");
+	}
+	{
+		/* the summary's figures are the job result's (underscore keys) */
+		unsigned long long copied = ~0ull, promoted = ~0ull;
+		double ms = -1, total_us = -1;
+		const char *p;
+
+		p = strstr(out, " done in ");
+		CHECK(p && sscanf(p, " done in %lf ms", &ms) == 1);
+		p = strstr(out, "regions promoted ");
+		CHECK(p && sscanf(p, "regions promoted %llu", &promoted) == 1);
+		p = strstr(out, "pages copied ");
+		CHECK(p && sscanf(p, "pages copied %llu", &copied) == 1);
+		p = strstr(out, ", total ");
+		CHECK(p && sscanf(p, ", total %lf us", &total_us) == 1);
+		CHECK(raw__connect(&r, h.srv.path) == 0);
+		json_object_put(raw__read(&r, 10000, NULL));
+		o = raw__cmd(&r, "{\"execute\": \"query-defrag\"}");
+		CHECKF(o && (unsigned long long)jpath_int(o, "return.result.pages_copied") == copied &&
+		       (unsigned long long)jpath_int(o, "return.result.regions_promoted") == promoted,
+		       "%s vs %s", out, o ? json_object_to_json_string(o) : "nothing");
+		CHECK(fabs(json_object_get_double(jpath(o, "return.result.seconds")) * 1e3 - ms) < 0.1);
+		CHECK(fabs(json_object_get_double(jpath(o, "return.result.pause_total_ms")) * 1e3 -
+			   total_us) < 1.0);
+		CHECK(ms > 0);
+		json_object_put(o);
+		raw__close(&r);
+	}
 	free(out);
 	free(err);
-	harness__stat(&h, &after);
 	if (harness__thp(&h) && before.regions_achievable > before.regions_backed_2m)
 		CHECK(after.regions_backed_2m > before.regions_backed_2m);
 

@@ -22,15 +22,15 @@ static void test_wmarks_and_score(void)
 	CHECK(defragd__wmark(50, true) == 50 && defragd__wmark(50, false) == 60);
 
 	memset(&st, 0, sizeof(st));
-	CHECK(defragd__backing_score(&st) == 0);          /* nothing achievable */
+	CHECK(mm_stat__backing_score(&st) == 0);          /* nothing achievable */
 	st.regions_achievable = 200;
-	CHECK(defragd__backing_score(&st) == 100);
+	CHECK(mm_stat__backing_score(&st) == 100);
 	st.regions_backed_2m = 50;
-	CHECK(defragd__backing_score(&st) == 75);
+	CHECK(mm_stat__backing_score(&st) == 75);
 	st.regions_backed_2m = 199;
-	CHECK(defragd__backing_score(&st) == 0);          /* 0.5 rounds down */
+	CHECK(mm_stat__backing_score(&st) == 0);          /* 0.5 rounds down */
 	st.regions_backed_2m = 250;                       /* more than the bound: 0, not negative */
-	CHECK(defragd__backing_score(&st) == 0);
+	CHECK(mm_stat__backing_score(&st) == 0);
 
 	/* defaults are Linux's: proactiveness 20, 500 ms wakeups, 32 s defer */
 	CHECK(p.proactiveness == 20 && p.interval_ms == 500 && p.backoff_ms == 32000 && !p.enabled);
@@ -104,7 +104,7 @@ static void test_proactive_rounds(void)
 	policy_cfg(&cfg, "daemon", 100, 20, 4);
 	harness__init(&h, "daemon", &(struct harness_opts){ .cfg = &cfg });
 	harness__stat(&h, &before);
-	score0 = defragd__backing_score(&before);
+	score0 = mm_stat__backing_score(&before);
 	CHECK(raw__connect(&r, h.srv.path) == 0);
 	g = raw__read(&r, T_MS, NULL);
 	json_object_put(g);
@@ -124,7 +124,7 @@ static void test_proactive_rounds(void)
 	snapshot(&h, &c, &s);
 	harness__stat(&h, &after);
 	printf("  score %u -> %u, backed_2m %u -> %u of %u achievable; %llu wakeups, %llu rounds, "
-	       "%llu promoted, %llu backoffs, state %s\n", score0, defragd__backing_score(&after),
+	       "%llu promoted, %llu backoffs, state %s\n", score0, mm_stat__backing_score(&after),
 	       before.regions_backed_2m, after.regions_backed_2m, after.regions_achievable,
 	       (unsigned long long)c.wakeups, (unsigned long long)c.rounds,
 	       (unsigned long long)c.regions_promoted, (unsigned long long)c.backoffs,
@@ -132,7 +132,7 @@ static void test_proactive_rounds(void)
 	CHECK(c.wakeups >= c.rounds && c.rounds >= 2);    /* bounded chunks: several rounds */
 	CHECK(c.regions_promoted > 0);
 	CHECK(after.regions_backed_2m > before.regions_backed_2m);
-	CHECK(c.last_score == defragd__backing_score(&after));
+	CHECK(c.last_score == mm_stat__backing_score(&after));
 	/* it reached the low watermark, or stopped because a round made no progress */
 	CHECK(c.last_score <= low || (s == DEFRAGD_BACKOFF && c.backoffs > 0));
 	CHECK(h.pauses == h.resumes);
@@ -169,18 +169,18 @@ static void test_hysteresis(void)
 	policy_cfg(&cfg, "hyst", 20, 20, 2);
 	harness__init(&h, "hyst", &(struct harness_opts){ .cfg = &cfg });
 	harness__stat(&h, &before);
-	if (!harness__thp(&h) || defragd__backing_score(&before) <= 90) {
+	if (!harness__thp(&h) || mm_stat__backing_score(&before) <= 90) {
 		printf("  (no THP pool or score %u <= 90: hysteresis not checked)\n",
-		       defragd__backing_score(&before));
+		       mm_stat__backing_score(&before));
 		harness__fini(&h);
 		return;
 	}
 	wait_settled(&h, 60000);
 	snapshot(&h, &c, &s);
 	harness__stat(&h, &after);
-	score = defragd__backing_score(&after);
+	score = mm_stat__backing_score(&after);
 	printf("  score %u -> %u after %llu rounds (backed %u of %u achievable)\n",
-	       defragd__backing_score(&before), score, (unsigned long long)c.rounds,
+	       mm_stat__backing_score(&before), score, (unsigned long long)c.rounds,
 	       after.regions_backed_2m, after.regions_achievable);
 	CHECK(c.rounds >= 1);
 	CHECK(s == DEFRAGD_IDLE ? score <= 80 : c.backoffs > 0);

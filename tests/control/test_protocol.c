@@ -21,6 +21,29 @@ static struct json_object *expect_return(struct raw *r, const char *cmd)
 	return o;
 }
 
+/* The first key with a '-' anywhere under o (statistics use underscore names), or NULL. */
+static const char *hyphen_key(struct json_object *o)
+{
+	const char *k;
+	size_t i;
+
+	if (json_object_is_type(o, json_type_array)) {
+		for (i = 0; i < json_object_array_length(o); i++)
+			if ((k = hyphen_key(json_object_array_get_idx(o, i))))
+				return k;
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object))
+		return NULL;
+	json_object_object_foreach(o, key, val) {
+		if (strchr(key, '-'))
+			return key;
+		if ((k = hyphen_key(val)))
+			return k;
+	}
+	return NULL;
+}
+
 static void connect_ok(struct raw *r, struct harness *h)
 {
 	struct json_object *g;
@@ -75,7 +98,9 @@ static void test_queries(void)
 {
 	struct harness h;
 	struct raw r;
-	struct json_object *o, *a;
+	struct json_object *o, *a, *ref;
+	struct kvm_pages kvm = { 0 };
+	char txt[16384];
 	struct mm_stat st;
 	const char *expect[] = { "qmp_capabilities", "query-commands", "query-status",
 				 "query-memory", "defrag", "query-defrag", "cancel-defrag",
@@ -103,9 +128,13 @@ static void test_queries(void)
 	CHECK(jpath_int(o, "return.pid") == getpid());
 	CHECK(!strcmp(jpath_str(o, "return.status"), "running"));
 	CHECK(json_object_get_boolean(jpath(o, "return.running")));
-	CHECK(jpath_int(o, "return.guest-bytes") == 64 << 20);
+	CHECK(jpath_int(o, "return.guest_bytes") == 64 << 20);
 	CHECK(jpath_int(o, "return.regions") == 32);
-	CHECK(jpath_int(o, "return.regions-backed-2m") == st.regions_backed_2m);
+	CHECK(jpath_int(o, "return.regions_backed_2m") == st.regions_backed_2m);
+	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st.backing_2m) < 1e-4);
+	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m_achievable")) -
+		   st.backing_2m_achievable) < 1e-4);
+	CHECK(!jhas(o, "return.backing-2m") && jhas(o, "return.uptime-ms"));
 	CHECK(!strcmp(jpath_str(o, "return.defrag"), "idle"));
 	CHECK(!strcmp(jpath_str(o, "return.defragd"), "off"));
 	CHECK(!strcmp(jpath_str(o, "return.workload"), "test"));   /* host add_status hook */
@@ -113,33 +142,50 @@ static void test_queries(void)
 	json_object_put(o);
 
 	o = expect_return(&r, "{\"execute\": \"query-memory\"}");
-	CHECK(jpath_int(o, "return.guest-bytes") == 64 << 20);
-	CHECK(jpath_int(o, "return.pool-bytes") == 96 << 20);
+	CHECK(jpath_int(o, "return.guest_bytes") == 64 << 20);
+	CHECK(jpath_int(o, "return.pool_bytes") == 96 << 20);
 	CHECK(jpath_int(o, "return.regions.total") == 32);
-	CHECK(jpath_int(o, "return.regions.backed-2m") == st.regions_backed_2m);
+	CHECK(jpath_int(o, "return.regions.backed_2m") == st.regions_backed_2m);
 	CHECK(jpath_int(o, "return.regions.achievable") == st.regions_achievable);
-	CHECK(jpath_int(o, "return.regions.in-order") == st.regions_in_order);
+	CHECK(jpath_int(o, "return.regions.in_order") == st.regions_in_order);
 	CHECK(json_object_array_length(jpath(o, "return.buddyinfo")) == MM_MAX_ORDER);
 	for (i = 0; i < MM_MAX_ORDER; i++) {
 		CHECK((uint64_t)json_object_get_int64(json_object_array_get_idx(
 			jpath(o, "return.buddyinfo"), i)) == st.nr_free[i]);
 		CHECK(fabs(json_object_get_double(json_object_array_get_idx(
-			jpath(o, "return.extfrag-index"), i)) * 1000 - st.fragindex[i]) < 0.5);
+			jpath(o, "return.extfrag_index"), i)) * 1000 - st.fragindex[i]) < 0.5);
 	}
 	CHECK(json_object_array_length(jpath(o, "return.pagetypeinfo.free.Movable")) == MM_MAX_ORDER);
 	CHECK(jpath_int(o, "return.pagetypeinfo.blocks.Unmovable") == (int64_t)st.pageblocks_mt[MIGRATE_UNMOVABLE]);
-	CHECK(jpath_int(o, "return.pagetypeinfo.page-block-order") == 9);
-	CHECK(json_object_array_length(jpath(o, "return.unusable-index")) == MM_MAX_ORDER);
-	CHECK(jpath_int(o, "return.fragmentation-score") == st.frag_score);
-	CHECK(jpath_int(o, "return.defrag-score") == defragd__backing_score(&st));
+	CHECK(jpath_int(o, "return.pagetypeinfo.page_block_order") == 9);
+	CHECK(json_object_array_length(jpath(o, "return.unusable_index")) == MM_MAX_ORDER);
+	CHECK(jpath_int(o, "return.fragmentation_score") == st.frag_score);
+	CHECK(jpath_int(o, "return.backing_score") == mm_stat__backing_score(&st));
 	CHECK(jpath_int(o, "return.kvm.pages_2m") == st.regions_backed_2m);
 	CHECK(jpath_int(o, "return.kvm.pages_4k") + 512 * jpath_int(o, "return.kvm.pages_2m") == 16384);
 	CHECK(jhas(o, "return.vmstat.compact_migrate_scanned"));
 	CHECK(jhas(o, "return.vmstat.thp_collapse_alloc"));
 	CHECK(jpath_int(o, "return.frames.guest") == 16384);
 	CHECK(jpath_int(o, "return.vmas") == (int64_t)st.vmas);
-	CHECK(jpath_int(o, "return.metadata-bytes") > 0);
-	CHECK(jhas(o, "return.pool-backing"));
+	CHECK(jpath_int(o, "return.metadata_bytes") > 0);
+	CHECK(jhas(o, "return.pool_backing"));
+	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st.backing_2m) < 1e-4);
+	CHECKF(!hyphen_key(jpath(o, "return")), "query-memory key '%s'", hyphen_key(jpath(o, "return")));
+	/* query-memory is mm_json's picture, the one `run --json` prints */
+	kvm.valid = h.host.kvm_stats(h.host.ctx, &kvm.pages_4k, &kvm.pages_2m, &kvm.pages_1g) >= 0;
+	ref = mm_json__stat(&st, &kvm);
+	snprintf(txt, sizeof(txt), "%s", json_object_to_json_string_ext(jpath(o, "return"),
+								   JSON_C_TO_STRING_PLAIN));
+	CHECKF(!strcmp(txt, json_object_to_json_string_ext(ref, JSON_C_TO_STRING_PLAIN)),
+	       "query-memory %s\nmm_json %s", txt, json_object_to_json_string(ref));
+	json_object_put(ref);
+	json_object_put(o);
+
+	/* no KVM stats hook: "kvm": null, the rest unchanged */
+	h.host.kvm_stats = NULL;
+	o = expect_return(&r, "{\"execute\": \"query-memory\"}");
+	CHECK(json_object_object_get_ex(jpath(o, "return"), "kvm", &a) && a == NULL);
+	CHECK(jpath_int(o, "return.regions.total") == 32);
 	json_object_put(o);
 
 	o = expect_return(&r, "{\"execute\": \"query-defrag\"}");
@@ -446,8 +492,10 @@ static void test_defrag_jobs(void)
 	CHECKF(!strcmp(jpath_str(ev, "data.state"), "done"), "%s", json_object_to_json_string(ev));
 	CHECK(!strcmp(jpath_str(ev, "data.origin"), "manual"));
 	CHECK(jhas(ev, "timestamp.seconds") && jhas(ev, "timestamp.microseconds"));
-	CHECK(jhas(ev, "data.result.regions-promoted"));
-	CHECK(jhas(ev, "data.result.pause-max-us"));
+	CHECK(jhas(ev, "data.result.regions_promoted"));
+	CHECK(jhas(ev, "data.result.pause_max_us"));
+	CHECKF(!hyphen_key(jpath(ev, "data.result")), "event result key '%s'",
+	       hyphen_key(jpath(ev, "data.result")));
 	CHECK(jpath_int(ev, "data.result.steps") > 0);
 	/* progress events came, throttled to at most 10 a second (plus slack for the edges) */
 	progress = raw__count_events(&b, "DEFRAG_PROGRESS", job);
@@ -457,12 +505,17 @@ static void test_defrag_jobs(void)
 
 	o = expect_return(&b, "{\"execute\": \"query-defrag\"}");
 	CHECK(!strcmp(jpath_str(o, "return.state"), "done"));
-	CHECK(jhas(o, "return.result.copies-per-promoted-page"));
-	CHECK(jhas(o, "return.result.pause-p99-us"));
-	CHECK(jhas(o, "return.result.regions-zero-copy"));
-	CHECK(jhas(o, "return.result.regions-failed"));
-	CHECK(jhas(o, "return.result.regions-achievable"));
-	CHECK(jhas(o, "return.result.time-ms"));
+	CHECK(jhas(o, "return.result.copies_per_promoted_page"));
+	CHECK(jhas(o, "return.result.pause_p99_us"));
+	CHECK(jhas(o, "return.result.regions_zero_copy"));
+	CHECK(jhas(o, "return.result.regions_failed"));
+	CHECK(jhas(o, "return.result.regions_achievable"));
+	CHECK(jhas(o, "return.result.seconds"));
+	CHECK(jhas(o, "return.result.vmstat.compact_migrate_scanned"));
+	CHECK(jpath_int(o, "return.result.pages_copied") >= 0);
+	CHECKF(!hyphen_key(jpath(o, "return.result")), "result key '%s'",
+	       hyphen_key(jpath(o, "return.result")));
+	CHECK(jhas(o, "return.job-id") && jhas(o, "return.elapsed-ms") && jhas(o, "return.progress.done"));
 	json_object_put(o);
 
 	harness__stat(&h, &after);

@@ -197,6 +197,7 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 	p->fd = fd;
 	p->backing = POOL_BACKING_THP;
 	note_add(p, "private tmpfs huge=always (mounted at %s, detached at once)", p->mount_dir);
+	p->huge_always = true;
 	ret = 0;
 out_umount:
 	umount2(p->mount_dir, MNT_DETACH);
@@ -225,6 +226,7 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 			return -EINVAL;
 		}
 		p->backing = POOL_BACKING_HUGETLB;
+		p->huge_always = true;
 		note_add(p, "hugetlbfs %s (%" PRIu64 " KiB pages)", dir, hps >> 10);
 	} else if ((uint64_t)sfs.f_type == TMPFS_MAGIC) {
 		read_shmem_enabled(policy, sizeof(policy));
@@ -233,6 +235,7 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 		if (!strcmp(policy, "force") || !strcmp(huge, "always") || !strcmp(huge, "within_size") ||
 		    !strcmp(huge, "advise")) {
 			p->backing = POOL_BACKING_THP;
+			p->huge_always = !strcmp(policy, "force") || !strcmp(huge, "always");
 			note_add(p, "tmpfs %s huge=%s", dir, huge);
 		} else {
 			p->backing = POOL_BACKING_4K;

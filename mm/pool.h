@@ -37,6 +37,8 @@ struct pool {
 	char note[1024];          /* what was tried for THP and how to fix it, for users */
 	uint8_t *block_huge;      /* per 2 MiB block: 1 if the host backs it with one huge page */
 	uint32_t nr_huge_blocks;
+	bool huge_always;         /* the filesystem gives huge pages without MADV_HUGEPAGE (huge=always,
+				   * force, hugetlbfs), so window mappings need no per-mapping madvise */
 	bool huge_exact;          /* block_huge from pagemap+kpageflags (else a count from smaps) */
 	uint64_t prefault_ns;     /* time pool__create spent prefaulting (0 if not asked) */
 	unsigned prefault_threads;/* threads it used */

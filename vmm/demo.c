@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,7 @@ static pid_t demo__spawn(const struct demo_opts *o, const char *name, int *out_f
 				 "--workload", "gups:forever+verify:forever", "--json", NULL };
 
 		dup2(pfd[1], STDOUT_FILENO);
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
 		execv(exe, argv);
 		_exit(127);
 	}
@@ -283,7 +285,7 @@ int cmd_demo(int argc, char **argv)
 	};
 	struct demo_opts o = { .mem = "256M", .age = "0.9", .seed = "7", .algo = "planned" };
 	struct demo_snap before = { 0 }, after = { 0 };
-	struct json_object *result = NULL, *final = NULL;
+	struct json_object *result = NULL, *final = NULL, *stop_ret = NULL;
 	struct qmp_client c = { .fd = -1 };
 	char name[64], err[1024] = "";
 	int out_fd = -1, status = 0, rc = 1, opt;
@@ -336,8 +338,11 @@ int cmd_demo(int argc, char **argv)
 	demo__buddyinfo("after", after.mem);
 	demo__table(&before, &after, result);
 
-	if (qmp_client__execute(&c, "stop", NULL, NULL, err, sizeof(err)))
+	if (qmp_client__execute(&c, "stop", NULL, &stop_ret, err, sizeof(err))) {
 		fprintf(stderr, "vmcompact demo: stop: %s\n", err);
+		kill(child, SIGTERM);
+	}
+	json_object_put(stop_ret);
 	qmp_client__close(&c);
 	final = demo__read_result(out_fd);
 	waitpid(child, &status, 0);

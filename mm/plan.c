@@ -448,7 +448,8 @@ static int page_placed(struct plan *p, uint32_t blk)
 {
 	p->home[blk]++;
 	p->placed++;
-	p->e->progress_done = p->placed;
+	if (!p->ordered) /* ordered runs count progress in regions */
+		p->e->progress_done = p->placed;
 	if (p->home[blk] == MM_PAGEBLOCK_FRAMES)
 		return fs_push(&p->complete, blk);
 	return 0;
@@ -703,7 +704,8 @@ static int fast_path(struct plan *p, uint32_t blk)
 	}
 	p->home[blk] = MM_PAGEBLOCK_FRAMES;
 	p->placed += copied;
-	e->progress_done = p->placed;
+	if (!p->ordered)
+		e->progress_done = p->placed;
 	return 0;
 }
 

@@ -856,8 +856,8 @@ enum compact_result defrag__compact(struct defrag_engine *e, int order, bool dir
 
 /* --- mm__defrag --- */
 
-static int engine_init(struct defrag_engine *e, struct mm *mm, const struct defrag_request *req,
-		       const struct mm_step_ops *ops, struct defrag_stats *st)
+static int engine_alloc(struct defrag_engine *e, struct mm *mm, const struct defrag_request *req,
+			const struct mm_step_ops *ops, struct defrag_stats *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->mm = mm;
@@ -879,7 +879,7 @@ static int engine_init(struct defrag_engine *e, struct mm *mm, const struct defr
 	return 0;
 }
 
-static void engine_exit(struct defrag_engine *e)
+static void engine_free(struct defrag_engine *e)
 {
 	free(e->moved);
 	free(e->compound);
@@ -923,6 +923,39 @@ static void finish_stats(struct defrag_engine *e)
 				      mm->map.nr_regions - st->regions_achievable : 0;
 }
 
+int defrag_engine__init(struct defrag_engine *e, struct mm *mm, const struct defrag_request *req,
+			const struct mm_step_ops *ops, struct defrag_stats *st)
+{
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	ret = engine_alloc(e, mm, req, ops, st);
+	if (ret) {
+		engine_free(e);
+		memset(e, 0, sizeof(*e)); /* defrag_engine__exit() is then a no-op */
+		snprintf(st->error_msg, sizeof(st->error_msg), "defrag: out of memory");
+		st->error = ret;
+		return ret;
+	}
+	e->t0_ns = defrag__now_ns();
+	pthread_mutex_lock(&mm->lock);
+	e->vm0 = mm->vmstat;
+	st->regions_achievable = mm__achievable_regions(mm);
+	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
+		e->compound[r] = mm->region_huge_mapped[r] || defrag__region_in_place(mm, r);
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+void defrag_engine__exit(struct defrag_engine *e)
+{
+	if (e->mm)
+		defrag__release(e);
+	if (e->moved && e->compound)
+		finish_stats(e);
+	engine_free(e);
+}
+
 int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_step_ops *ops,
 	       struct defrag_stats *st)
 {
@@ -930,20 +963,18 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_
 	enum compact_result cres = COMPACT_SKIPPED;
 	int ret;
 
-	memset(st, 0, sizeof(*st));
-	ret = engine_init(&e, mm, req, ops, st);
+	/* Free frames must be faulted in (host THPs allocated) before anything is copied there. */
+	ret = mm__wait_ready(mm);
 	if (ret) {
-		snprintf(st->error_msg, sizeof(st->error_msg), "defrag: out of memory");
+		memset(st, 0, sizeof(*st));
 		st->error = ret;
-		goto out;
+		snprintf(st->error_msg, sizeof(st->error_msg), "prefault failed: %.100s",
+			 mm->prefault_err);
+		return ret;
 	}
-	e.t0_ns = defrag__now_ns();
-	pthread_mutex_lock(&mm->lock);
-	e.vm0 = mm->vmstat;
-	st->regions_achievable = mm__achievable_regions(mm);
-	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
-		e.compound[r] = mm->region_huge_mapped[r] || defrag__region_in_place(mm, r);
-	pthread_mutex_unlock(&mm->lock);
+	ret = defrag_engine__init(&e, mm, req, ops, st);
+	if (ret)
+		goto out;
 
 	if (req->mode > DEFRAG_FULL || req->algo > DEFRAG_ALGO_PLANNED) {
 		defrag__set_error(&e, -EINVAL, "defrag: unknown mode %d or algorithm %d", req->mode, req->algo);
@@ -977,10 +1008,6 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_
 	if (ret == -ECANCELED && !st->error)
 		defrag__set_error(&e, ret, "cancelled");
 out:
-	if (e.mm)
-		defrag__release(&e);
-	if (e.moved && e.compound)
-		finish_stats(&e);
-	engine_exit(&e);
+	defrag_engine__exit(&e);
 	return ret;
 }

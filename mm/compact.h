@@ -224,6 +224,15 @@ bool defrag__region_in_place(const struct mm *mm, uint32_t region);  /* in order
 bool defrag__block_has_unmovable(const struct mm *mm, uint32_t block);
 
 /* compact.c */
+/*
+ * Set up an engine run over mm (stats zeroed, vmstat baseline, achievable regions, which
+ * regions are "THPs") / finish it (leave any step, final stats: vmstat delta, pause p99,
+ * regions backed 2 MiB, wall time; free). mm__defrag and mm__scatter use these. init
+ * returns 0 or -ENOMEM (st->error_msg set; exit is then a harmless no-op).
+ */
+int defrag_engine__init(struct defrag_engine *e, struct mm *mm, const struct defrag_request *req,
+			const struct mm_step_ops *ops, struct defrag_stats *st);
+void defrag_engine__exit(struct defrag_engine *e);
 void compact_control__init(struct compact_control *cc, struct defrag_engine *e, int order);
 void compact_control__exit(struct compact_control *cc);
 enum compact_result defrag__compact(struct defrag_engine *e, int order, bool direct);
@@ -234,5 +243,28 @@ int collapse__linux(struct defrag_engine *e);
 frame_t collapse__find_free_huge_block(const struct mm *mm);
 /* plan.c: the planned collapse. */
 int plan__collapse(struct defrag_engine *e);
+
+/*
+ * ---------------------------------------------------------------------------
+ * Re-aging (scatter.c): undo defragmentation as a long-running host would.
+ * ---------------------------------------------------------------------------
+ *
+ * Move nr_moves guest pages, chosen uniformly at random by seed (a page may be
+ * chosen again), each to a free frame chosen uniformly at random, through the
+ * defrag engine's steps (vCPUs paused via ops, at most req->max_pause_ns per
+ * step) and its defrag__move (copy, GPA map rebind, 4 KiB window remap, old frame
+ * back to the buddy allocator). A region that was one 2 MiB mapping and loses a
+ * page is split: the 4 KiB MAP_FIXED remap splits the host VMA (and its PMD, so
+ * KVM drops its 2 MiB entry) and region_huge_mapped is cleared.
+ * req_or_null: NULL means defrag_request__init() defaults; only max_pause_ns,
+ * max_bytes_per_sec, cancel and progress are used. st counts the moves as the
+ * engine does (pages_copied, pages_moved_4k, copies_guest, steps, pauses, vmstat
+ * pgmigrate_success / pages_copied). Before moving anything it checks that
+ * 2 * nr_moves more mappings fit under vm.max_map_count (-ENOMEM otherwise).
+ * Returns 0, -ECANCELED or -errno (st->error_msg says why).
+ */
+int mm__scatter(struct mm *mm, uint64_t nr_moves, uint64_t seed, const struct mm_step_ops *ops,
+		const struct defrag_request *req_or_null, struct defrag_stats *st);
+/* ------------------------------ end of scatter.c ------------------------------ */
 
 #endif

@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,42 @@ uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 	       ((uint64_t)nr_gpfns + 63) / 64 * 8 +        /* window.vma_start */
 	       regions +                                   /* region_huge_mapped */
 	       sizeof(struct mm);
+}
+
+/* Fault the pool in while the guest already runs; then learn which blocks are huge. */
+static void *mm__prefault_thread(void *arg)
+{
+	struct mm *mm = arg;
+	uint64_t t = now_ns();
+	int rc;
+
+	/* One thread, in the background: the vCPUs' start must not wait for a free core. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
+		(void)0; /* only a preference */
+	rc = pool__prefault(&mm->pool, 1, mm->prefault_err, sizeof(mm->prefault_err));
+
+	pthread_mutex_lock(&mm->lock);
+	pool__refresh_huge(&mm->pool);
+	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_lock(&mm->ready_lock);
+	mm->startup.prefault_ns = now_ns() - t;
+	mm->prefault_rc = rc;
+	mm->ready = true;
+	pthread_cond_broadcast(&mm->ready_cond);
+	pthread_mutex_unlock(&mm->ready_lock);
+	return NULL;
+}
+
+int mm__wait_ready(struct mm *mm)
+{
+	int rc;
+
+	pthread_mutex_lock(&mm->ready_lock);
+	while (!mm->ready)
+		pthread_cond_wait(&mm->ready_cond, &mm->ready_lock);
+	rc = mm->prefault_rc;
+	pthread_mutex_unlock(&mm->ready_lock);
+	return rc;
 }
 
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
@@ -97,7 +136,8 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 		goto err_map;
 
 	t = now_ns();
-	pc = (struct pool_config){ .size = pool_bytes, .path = cfg->pool_path, .prefault = cfg->prefault };
+	pc = (struct pool_config){ .size = pool_bytes, .path = cfg->pool_path,
+				   .prefault = cfg->prefault && !cfg->prefault_async };
 	ret = pool__create(&mm->pool, &pc, err, errlen);
 	if (ret)
 		goto err_map;
@@ -124,8 +164,26 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	/* map_all gave every in-order region a mapping covering its whole aligned 2 MiB. */
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
 		mm->region_huge_mapped[r] = gpamap__region_in_order(&mm->map, r);
+	pthread_mutex_init(&mm->ready_lock, NULL);
+	pthread_cond_init(&mm->ready_cond, NULL);
+	mm->ready = !(cfg->prefault && cfg->prefault_async);
+	if (!mm->ready) {
+		ret = pthread_create(&mm->prefault_thread, NULL, mm__prefault_thread, mm);
+		if (ret) {
+			set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
+			ret = -ret;
+			goto err_flags;
+		}
+		mm->prefault_thread_started = true;
+	}
 	mm->startup.total_ns = now_ns() - t0;
 	return 0;
+
+err_flags:
+	pthread_cond_destroy(&mm->ready_cond);
+	pthread_mutex_destroy(&mm->ready_lock);
+	free(mm->region_huge_mapped);
+	mm->region_huge_mapped = NULL;
 
 err_win:
 	window__destroy(&mm->win);
@@ -142,6 +200,10 @@ err_lock:
 
 void mm__destroy(struct mm *mm)
 {
+	if (mm->prefault_thread_started)
+		pthread_join(mm->prefault_thread, NULL);
+	pthread_cond_destroy(&mm->ready_cond);
+	pthread_mutex_destroy(&mm->ready_lock);
 	free(mm->region_huge_mapped);
 	window__destroy(&mm->win);
 	pool__destroy(&mm->pool);

@@ -14,6 +14,7 @@ struct mm_config {
 	uint64_t slack_bytes;      /* extra pool frames: ballast + free; rounded up to 2 MiB */
 	const char *pool_path;     /* see pool_config.path */
 	bool prefault;
+	bool prefault_async;       /* prefault on a thread after mm__create returns (see mm__wait_ready) */
 	struct aging_config aging;
 };
 
@@ -53,6 +54,14 @@ struct mm {
 	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping; set by
 				      * mm__create for regions in order, kept by whoever remaps */
 	struct mm_startup startup;
+	/* asynchronous prefault: the guest may start while the pool is faulted in */
+	pthread_t prefault_thread;
+	bool prefault_thread_started;
+	pthread_mutex_t ready_lock;
+	pthread_cond_t ready_cond;
+	bool ready;                /* pool prefaulted (or not asked to be) and huge blocks known */
+	int prefault_rc;
+	char prefault_err[256];
 };
 
 /*
@@ -62,6 +71,9 @@ struct mm {
  * 0 or -errno with a message in err.
  */
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen);
+/* Block until the pool is prefaulted and its huge blocks are known (immediate unless
+ * cfg.prefault_async). 0, or the prefault's -errno (message in mm->prefault_err). */
+int mm__wait_ready(struct mm *mm);
 /* Only after a successful mm__create (a failed one has already cleaned up). */
 void mm__destroy(struct mm *mm);
 

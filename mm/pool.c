@@ -364,8 +364,12 @@ struct prefault_job {
 static void *prefault_worker(void *arg)
 {
 	struct prefault_job *job = arg;
+	const uint64_t chunk = 4 * POOL_BLOCK_SIZE;
 
-	job->ret = populate(job->addr, job->len);
+	/* In chunks: MADV_POPULATE_WRITE holds mmap_lock for its whole range, and a long hold
+	 * would stall everything else that maps memory meanwhile (thread stacks, the window). */
+	for (uint64_t off = 0; off < job->len && !job->ret; off += chunk)
+		job->ret = populate(job->addr + off, job->len - off < chunk ? job->len - off : chunk);
 	return NULL;
 }
 
@@ -374,7 +378,7 @@ static void *prefault_worker(void *arg)
  * the hypervisor has reclaimed, first touch costs milliseconds per 2 MiB and 2 threads
  * halve it (1.25-1.5 s instead of 2.4-3.4 s per GiB here); warm, it makes little difference.
  */
-static int prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
+int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 {
 	struct prefault_job jobs[POOL_PREFAULT_THREADS_MAX];
 	uint64_t t0 = now_ns(), per;
@@ -710,7 +714,7 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 	if (p->backing != POOL_BACKING_HUGETLB)
 		madvise(p->base, p->size, MADV_HUGEPAGE); /* needed for shmem_enabled=advise, harmless else */
 	if (cfg->prefault) {
-		ret = prefault(p, cfg->prefault_threads, err, errlen);
+		ret = pool__prefault(p, cfg->prefault_threads, err, errlen);
 		if (ret)
 			goto err_unmap;
 	}

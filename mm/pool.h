@@ -49,6 +49,8 @@ struct pool {
 
 int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen);
 void pool__destroy(struct pool *p);
+/* Fault the whole pool in (MADV_POPULATE_WRITE) on `threads` threads (0: one per CPU). */
+int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen);
 /* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). 0 or -errno. */
 int pool__refresh_huge(struct pool *p);
 

@@ -15,6 +15,7 @@ static const struct bench_cmd benches[] = {
 	{ "startup", bench_startup__cmd, "time from exec to the guest's first hypercall" },
 	{ "gups", bench_gups__cmd, "guest GUPS on a linear vs an aged pool; mm/ metadata share" },
 	{ "defrag", bench_defrag__cmd, "defrag a live aged guest: time, copies, pauses, GUPS; vs memcpy and MADV_COLLAPSE" },
+	{ "moves", bench_moves__cmd, ">= 10^6 page moves (re-aging + defrag rounds) under verify on every vCPU: 0 errors" },
 };
 
 static void bench__usage(FILE *f)

@@ -8,5 +8,6 @@ int cmd_demo(int argc, char **argv);
 int bench_startup__cmd(int argc, char **argv);
 int bench_defrag__cmd(int argc, char **argv);
 int bench_gups__cmd(int argc, char **argv);
+int bench_moves__cmd(int argc, char **argv);
 
 #endif

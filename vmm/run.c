@@ -387,6 +387,7 @@ static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 		.slack_bytes = run__slack_bytes(&ctx->opts),
 		.pool_path = ctx->opts.pool_path,
 		.prefault = !ctx->opts.no_prefault,
+		.prefault_async = true, /* the guest starts while the pool is faulted in */
 		.aging = ctx->opts.aging,
 	};
 	int rc = mm__create(&ctx->mm, &cfg, err, errlen);
@@ -397,7 +398,6 @@ static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 	ctx->ram = ctx->mm.win.base;
 	if (ctx->mm.pool.backing == POOL_BACKING_4K && ctx->mm.pool.note[0])
 		fprintf(stderr, "vmcompact: warning: guest RAM has no 2 MiB host pages: %s\n", ctx->mm.pool.note);
-	mm__stat(&ctx->mm, &ctx->mem_start);
 	return 0;
 }
 
@@ -669,7 +669,8 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 	json_object_object_add(root, "exit_status", json_object_new_int(ctx->exit_code));
 	json_object_object_add(root, "error", vm->failed ? json_object_new_string(vm->fail_msg) : NULL);
 	json_object_object_add(root, "stopped_by", json_object_new_string(
-		ctx->stop_by_signal ? "signal" : ctx->stop_by_timeout ? "timeout" : "guest"));
+		ctx->stop_by_signal ? "signal" : ctx->stop_by_timeout ? "timeout" :
+		ctx->stop_requested ? "stop-request" : "guest"));
 	json_object_object_add(root, "startup_ms", json_object_new_double(run__startup_ms(ctx)));
 	json_object_object_add(root, "first_hypercall_monotonic_ns", json_object_new_uint64(vm->first_hc_ns));
 	json_object_object_add(root, "wall_ms", json_object_new_double(run__ms(ctx->t_end_ns - ctx->t_start_ns)));
@@ -941,6 +942,12 @@ int run__boot(struct run_ctx *ctx, char *err, size_t errlen)
 		return -EIO;
 	if (run__start_control(ctx, err, errlen))
 		return -EIO;
+	/* The layout as placed, once the pool's huge blocks are known (the guest already runs). */
+	if (mm__wait_ready(&ctx->mm)) {
+		snprintf(err, errlen, "%s", ctx->mm.prefault_err);
+		return -ENOMEM;
+	}
+	mm__stat(&ctx->mm, &ctx->mem_start);
 	if (ctx->opts.defrag == RUN_DEFRAG_ONCE) {
 		int rc = pthread_create(&ctx->defrag_thread, NULL, run__defrag_thread, ctx);
 

@@ -1,0 +1,366 @@
+/* bench_defragd.c: `vmcompact bench defragd`: what the background defragmenter costs a running guest, and what it gives back. */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "vmm/bench_vm.h"
+#include "vmm/builtin.h"
+#include "vmm/defragd.h"
+#include "vmm/util.h"
+
+static const char bench_defragd__usage[] =
+"Usage: vmcompact bench defragd [OPTIONS]\n"
+"The same aged guest (vCPUs running GUPS) twice for the same wall-clock window: once with\n"
+"the background defragmenter off, once with `--defrag auto` (defragd started by the control\n"
+"server, default budgets). Reports guest GUPS over the whole window and while defragd was\n"
+"compacting, the loss in %, defragd's counters, its vCPU pauses and the final backing_2m.\n"
+"\n"
+"Options:\n"
+"  --mem SIZE          guest RAM (default 256M)\n"
+"  --age FRACTION      share of 2 MiB regions scattered (default 0.9)\n"
+"  --seed N            layout seed (default 7)\n"
+"  --slack SIZE|N%     pool slack (default 6%)\n"
+"  --cpus N            vCPUs running GUPS (default 1)\n"
+"  --seconds S         length of each window, from boot (default 10)\n"
+"  --proactiveness N   defragd's proactiveness (default 100)\n"
+"  --max-mbps N        defragd's copy-rate budget in MB/s, 0 = unlimited (default: defragd's, 256)\n"
+"  --max-pause-us N    defragd's pause budget per step (default: defragd's, 1000)\n"
+"  --json              machine-readable result on stdout\n";
+
+struct bd_opts {
+	uint64_t mem_bytes;
+	double age;
+	uint64_t seed;
+	char slack[32];
+	uint32_t cpus;
+	uint64_t window_ms;
+	unsigned proactiveness;
+	int64_t max_mbps;          /* <0: defragd's default */
+	int64_t max_pause_us;      /* <0: defragd's default */
+	bool json;
+};
+
+#define BD_SAMPLE_MS 100       /* the guest reports every 100 ms of its own time */
+#define BD_POLL_MS 5           /* defragd / job polling: no chunk can finish unseen */
+
+/* One window: the guest's GUPS counters every BD_SAMPLE_MS, and (defragd on) what it did. */
+struct bd_run {
+	bool defragd;
+	int rc;
+	char err[1024];
+	struct gups_sample *samples;
+	double *t;                 /* seconds from the window start */
+	size_t nr, cap;
+	double t_converged;        /* defragd stopped compacting (idle or backoff after work); <0: never */
+	struct mm_stat start, end;
+	struct kvm_pages kvm_end;
+	struct defragd_policy policy;
+	struct defragd_counters cnt;
+	enum defragd_state state;
+	/* defragd's chunks, each collected when it finished */
+	uint64_t chunks, steps, pause_total_ns, pause_max_ns, pause_p99_max_ns, copied;
+	uint64_t last_chunk_id;
+	struct vm_pause_stats vm_pause;
+	uint64_t tsc_khz;
+	uint32_t nr_vcpus;
+	int exit_code;
+};
+
+enum { OPT_MEM = 400, OPT_AGE, OPT_SEED, OPT_SLACK, OPT_CPUS, OPT_SECONDS, OPT_PROACTIVE,
+       OPT_MBPS, OPT_PAUSE, OPT_JSON };
+
+static const struct option bd_longopts[] = {
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "age", required_argument, NULL, OPT_AGE },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "slack", required_argument, NULL, OPT_SLACK },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "seconds", required_argument, NULL, OPT_SECONDS },
+	{ "proactiveness", required_argument, NULL, OPT_PROACTIVE },
+	{ "max-mbps", required_argument, NULL, OPT_MBPS },
+	{ "max-pause-us", required_argument, NULL, OPT_PAUSE },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* 0 parsed, 1 help printed, -EINVAL with a message printed. */
+static int bd__parse(int argc, char **argv, struct bd_opts *o)
+{
+	uint64_t v;
+	char *end;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", bd_longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_MEM:
+			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM)
+				goto bad;
+			o->mem_bytes = v;
+			break;
+		case OPT_AGE:
+			o->age = strtod(optarg, &end);
+			if (*end || end == optarg || !(o->age >= 0 && o->age <= 1))
+				goto bad;
+			break;
+		case OPT_SEED:
+			if (util__parse_count(optarg, &o->seed))
+				goto bad;
+			break;
+		case OPT_SLACK:
+			if (strlen(optarg) >= sizeof(o->slack))
+				goto bad;
+			strcpy(o->slack, optarg);
+			break;
+		case OPT_CPUS:
+			if (util__parse_count(optarg, &v) || v < 1 || v > VMC_MAX_VCPUS)
+				goto bad;
+			o->cpus = (uint32_t)v;
+			break;
+		case OPT_SECONDS:
+			if (util__parse_duration_ms(optarg, &v) || v < 1000 || v > 3600000)
+				goto bad;
+			o->window_ms = v;
+			break;
+		case OPT_PROACTIVE:
+			if (util__parse_count(optarg, &v) || v > 100)
+				goto bad;
+			o->proactiveness = (unsigned)v;
+			break;
+		case OPT_MBPS:
+			if (util__parse_count(optarg, &v) || v > DEFRAGD_MBPS_MAX)
+				goto bad;
+			o->max_mbps = (int64_t)v;
+			break;
+		case OPT_PAUSE:
+			if (util__parse_count(optarg, &v) || v < DEFRAGD_PAUSE_US_MIN || v > DEFRAGD_PAUSE_US_MAX)
+				goto bad;
+			o->max_pause_us = (int64_t)v;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'h':
+			fputs(bench_defragd__usage, stdout);
+			return 1;
+		default:
+			fprintf(stderr, "vmcompact bench defragd: unknown option '%s'\n"
+				"Try 'vmcompact bench defragd --help'.\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vmcompact bench defragd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "vmcompact bench defragd: bad value '%s' for %s\nTry 'vmcompact bench defragd --help'.\n",
+		optarg, argv[optind - 1]);
+	return -EINVAL;
+}
+
+static void bd__defaults(struct bd_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mem_bytes = 256ull << 20;
+	o->age = 0.9;
+	o->seed = 7;
+	strcpy(o->slack, "6%");
+	o->cpus = 1;
+	o->window_ms = 10000;
+	o->proactiveness = 100;
+	o->max_mbps = -1;
+	o->max_pause_us = -1;
+}
+
+/* `run --workload gups:forever` with this layout; --defrag auto for the defragd window. */
+static int bd__run_options(const struct bd_opts *o, bool defragd, struct run_options *ro, char *err,
+			   size_t errlen)
+{
+	char *argv[] = { "run", "--slack", (char *)o->slack, "--workload", "gups:forever",
+			 "--defrag", defragd ? "auto" : "off", NULL };
+
+	run__default_options(ro);
+	if (run__parse_args(7, argv, ro, err, errlen))
+		return -EINVAL;
+	ro->mem_bytes = o->mem_bytes;
+	ro->cpus = o->cpus;
+	ro->aging.age = o->age;
+	ro->aging.seed = o->seed;
+	ro->proactiveness = (int)o->proactiveness;
+	if (o->max_pause_us >= 0)
+		ro->defrag_req.max_pause_ns = (uint64_t)o->max_pause_us * 1000;
+	ro->json = true; /* guest console to stderr */
+	return 0;
+}
+
+static void bd__record(struct bd_run *r, struct run_ctx *ctx, double t)
+{
+	if (r->nr == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		struct gups_sample *s = realloc(r->samples, cap * sizeof(*s));
+		double *tt = s ? realloc(r->t, cap * sizeof(*tt)) : NULL;
+
+		if (s)
+			r->samples = s;
+		if (!s || !tt)
+			return;
+		r->t = tt;
+		r->cap = cap;
+	}
+	bench_vm__sample(ctx, &r->samples[r->nr]);
+	r->t[r->nr++] = t;
+}
+
+/* Take a defragd chunk's stats once it has finished. */
+static void bd__collect_chunk(struct bd_run *r, struct run_ctx *ctx)
+{
+	struct defrag_job_info info;
+
+	defrag_job__snapshot(&ctx->ctl.job, &info);
+	if (!info.id || info.id == r->last_chunk_id || info.state == DEFRAG_JOB_RUNNING || !info.has_result)
+		return;
+	r->last_chunk_id = info.id;
+	if (info.origin != DEFRAG_ORIGIN_AUTO)
+		return;
+	r->chunks++;
+	r->steps += info.stats.steps;
+	r->copied += info.stats.pages_copied;
+	r->pause_total_ns += info.stats.pause_total_ns;
+	if (info.stats.pause_max_ns > r->pause_max_ns)
+		r->pause_max_ns = info.stats.pause_max_ns;
+	if (info.stats.pause_p99_ns > r->pause_p99_max_ns)
+		r->pause_p99_max_ns = info.stats.pause_p99_ns;
+}
+
+/* Boot, sample GUPS for the window (and watch defragd), stop. */
+static void bd__one(const struct bd_opts *o, bool defragd, struct bd_run *r)
+{
+	struct run_ctx *ctx = calloc(1, sizeof(*ctx));
+	uint64_t t0, now, next_sample, end;
+	char perr[256];
+
+	memset(r, 0, sizeof(*r));
+	r->defragd = defragd;
+	r->rc = -1;
+	r->t_converged = -1;
+	if (!ctx) {
+		snprintf(r->err, sizeof(r->err), "out of memory");
+		return;
+	}
+	if (bd__run_options(o, defragd, &ctx->opts, r->err, sizeof(r->err)))
+		goto out;
+	if (bench_vm__boot(ctx, r->err, sizeof(r->err)))
+		goto out;
+	t0 = util__now_ns();
+	if (!ctx->ctl_started) {
+		snprintf(r->err, sizeof(r->err), "no control server, so no defragd");
+		bench_vm__finish(ctx, 1000);
+		goto out;
+	}
+	r->start = ctx->mem_start;
+	if (defragd && o->max_mbps >= 0) {
+		struct defragd_policy p;
+
+		defragd__snapshot(&ctx->ctl.defragd, &p, NULL, NULL);
+		p.max_mbps = (uint32_t)o->max_mbps;
+		if (defragd__set_policy(&ctx->ctl.defragd, &p, perr, sizeof(perr)))
+			fprintf(stderr, "vmcompact bench defragd: %s\n", perr);
+	}
+
+	next_sample = t0;
+	end = t0 + o->window_ms * 1000000ull;
+	for (now = t0; now < end; now = util__now_ns()) {
+		if (now >= next_sample) {
+			bd__record(r, ctx, (double)(now - t0) / 1e9);
+			next_sample += BD_SAMPLE_MS * 1000000ull;
+		}
+		if (defragd) {
+			struct defragd_counters c;
+			enum defragd_state st;
+
+			bd__collect_chunk(r, ctx);
+			defragd__snapshot(&ctx->ctl.defragd, NULL, &c, &st);
+			if (r->t_converged < 0 && c.rounds && st != DEFRAGD_COMPACTING &&
+			    !defrag_job__running(&ctx->ctl.job))
+				r->t_converged = (double)(now - t0) / 1e9;
+		}
+		if (vm__all_exited(&ctx->vm)) {
+			snprintf(r->err, sizeof(r->err), "the guest ended early: %s",
+				 ctx->vm.failed ? ctx->vm.fail_msg : "see its console output");
+			bench_vm__finish(ctx, 1000);
+			goto out;
+		}
+		usleep(BD_POLL_MS * 1000);
+	}
+	bd__record(r, ctx, (double)(util__now_ns() - t0) / 1e9);
+	if (defragd)
+		bd__collect_chunk(r, ctx);
+	defragd__snapshot(&ctx->ctl.defragd, &r->policy, &r->cnt, &r->state);
+	mm__stat(&ctx->mm, &r->end);
+	bench_vm__kvm_pages(ctx, &r->kvm_end);
+	r->vm_pause = ctx->vm.pause;
+	r->tsc_khz = ctx->vm.tsc_khz;
+	r->nr_vcpus = ctx->vm.nr_vcpus;
+	r->exit_code = bench_vm__finish(ctx, 5000);
+	r->rc = r->exit_code ? -1 : 0;
+	if (r->exit_code)
+		snprintf(r->err, sizeof(r->err), "guest exit status %d%s%s", r->exit_code,
+			 ctx->vm.failed ? ": " : "", ctx->vm.failed ? ctx->vm.fail_msg : "");
+out:
+	free(ctx);
+}
+
+/* Index of the last sample taken at or before t (0 if none). */
+static size_t bd__at(const struct bd_run *r, double t)
+{
+	size_t i = 0;
+
+	while (i + 1 < r->nr && r->t[i + 1] <= t + 1e-9)
+		i++;
+	return i;
+}
+
+/*
+ * Guest updates/s between window times ta and tb, summed over vCPUs, each from its own
+ * reports (updates and guest TSC; the TSC runs on while the vCPU is paused, so pauses
+ * count as lost time). 0 without two distinct reports.
+ */
+static double bd__gups(const struct bd_run *r, double ta, double tb)
+{
+	double hz = (double)r->tsc_khz * 1000.0, sum = 0;
+	size_t a, b;
+
+	if (r->nr < 2 || hz <= 0)
+		return 0;
+	a = bd__at(r, ta);
+	b = bd__at(r, tb);
+	if (b <= a)
+		return 0;
+	for (uint32_t i = 0; i < r->nr_vcpus; i++) {
+		uint64_t du = r->samples[b].updates[i] - r->samples[a].updates[i];
+		uint64_t dc = r->samples[b].cycles[i] - r->samples[a].cycles[i];
+
+		if (dc)
+			sum += (double)du / ((double)dc / hz);
+	}
+	return sum;
+}
+
+static double loss_pct(double base, double with)
+{
+	return base > 0 ? 100.0 * (1.0 - with / base) : 0;
+}
+
+static void bd__free(struct bd_run *r)
+{
+	free(r->samples);
+	free(r->t);
+}
+

@@ -46,6 +46,28 @@ uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 	       sizeof(struct mm);
 }
 
+static int mm__prefault_exposed(struct mm *mm, char *err, size_t errlen)
+{
+	uint64_t t = now_ns();
+	int ret;
+
+	mm->block_prefaulted = calloc(mm->pool.nr_blocks, 1);
+	if (!mm->block_prefaulted) {
+		set_msg(err, errlen, "mm: out of memory for %u block flags", mm->pool.nr_blocks);
+		return -ENOMEM;
+	}
+	/* 1: holds a guest page the guest reaches through a 4 KiB mapping */
+	for (frame_t f = 0; f < mm->map.nr_frames; f++) {
+		gpfn_t g = gpamap__gpfn(&mm->map, f);
+
+		if (g != GPFN_NONE && !mm->region_huge_mapped[g >> MM_PAGEBLOCK_ORDER])
+			mm->block_prefaulted[f >> MM_PAGEBLOCK_ORDER] = 1;
+	}
+	ret = pool__prefault_blocks(&mm->pool, mm->block_prefaulted, 1, err, errlen);
+	mm->startup.prefault_ns = now_ns() - t;
+	return ret;
+}
+
 /* Fault the pool in while the guest already runs; then learn which blocks are huge. */
 static void *mm__prefault_thread(void *arg)
 {
@@ -56,7 +78,7 @@ static void *mm__prefault_thread(void *arg)
 	/* One thread, in the background: the vCPUs' start must not wait for a free core. */
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
 		(void)0; /* only a preference */
-	rc = pool__prefault(&mm->pool, 1, mm->prefault_err, sizeof(mm->prefault_err));
+	rc = pool__prefault_blocks(&mm->pool, mm->block_prefaulted, 0, mm->prefault_err, sizeof(mm->prefault_err));
 
 	pthread_mutex_lock(&mm->lock);
 	pool__refresh_huge(&mm->pool);
@@ -168,6 +190,15 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	pthread_cond_init(&mm->ready_cond, NULL);
 	mm->ready = !(cfg->prefault && cfg->prefault_async);
 	if (!mm->ready) {
+		/*
+		 * A block the guest reaches through 4 KiB window mappings would get 4 KiB pages on
+		 * its first touch, and stay so: fault those in now, before any vCPU runs. Blocks
+		 * holding an in-order region are mapped 2 MiB and become huge whoever touches them
+		 * first; they, and the rest, are faulted in by the thread.
+		 */
+		ret = mm__prefault_exposed(mm, err, errlen);
+		if (ret)
+			goto err_flags;
 		ret = pthread_create(&mm->prefault_thread, NULL, mm__prefault_thread, mm);
 		if (ret) {
 			set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
@@ -182,6 +213,7 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 err_flags:
 	pthread_cond_destroy(&mm->ready_cond);
 	pthread_mutex_destroy(&mm->ready_lock);
+	free(mm->block_prefaulted);
 	free(mm->region_huge_mapped);
 	mm->region_huge_mapped = NULL;
 
@@ -204,6 +236,7 @@ void mm__destroy(struct mm *mm)
 		pthread_join(mm->prefault_thread, NULL);
 	pthread_cond_destroy(&mm->ready_cond);
 	pthread_mutex_destroy(&mm->ready_lock);
+	free(mm->block_prefaulted);
 	free(mm->region_huge_mapped);
 	window__destroy(&mm->win);
 	pool__destroy(&mm->pool);

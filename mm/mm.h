@@ -57,6 +57,7 @@ struct mm {
 	/* asynchronous prefault: the guest may start while the pool is faulted in */
 	pthread_t prefault_thread;
 	bool prefault_thread_started;
+	uint8_t *block_prefaulted; /* per pool block, async prefault: done before the guest starts */
 	pthread_mutex_t ready_lock;
 	pthread_cond_t ready_cond;
 	bool ready;                /* pool prefaulted (or not asked to be) and huge blocks known */

@@ -347,8 +347,9 @@ static int populate(uint8_t *addr, uint64_t len)
 	if (madvise(addr, len, MADV_POPULATE_WRITE)) {
 		if (errno != EINVAL)
 			return -errno;
+		/* An atomic add of 0 writes without changing anything, even while the guest runs. */
 		for (uint64_t off = 0; off < len; off += MM_PAGE_SIZE)
-			((volatile uint8_t *)addr)[off] = 0;
+			__atomic_fetch_add((uint64_t *)(addr + off), 0, __ATOMIC_RELAXED);
 	}
 	return 0;
 }
@@ -378,6 +379,31 @@ static void *prefault_worker(void *arg)
  * the hypervisor has reclaimed, first touch costs milliseconds per 2 MiB and 2 threads
  * halve it (1.25-1.5 s instead of 2.4-3.4 s per GiB here); warm, it makes little difference.
  */
+int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, char *err, size_t errlen)
+{
+	uint64_t t0 = now_ns();
+
+	for (uint32_t b = 0; b < p->nr_blocks;) {
+		uint32_t e = b;
+		int ret;
+
+		if (sel[b] != value) {
+			b++;
+			continue;
+		}
+		while (e < p->nr_blocks && sel[e] == value && e - b < 4)
+			e++;
+		ret = populate(p->base + (uint64_t)b * POOL_BLOCK_SIZE, (uint64_t)(e - b) * POOL_BLOCK_SIZE);
+		if (ret) {
+			set_msg(err, errlen, "prefault pool blocks %u..%u: %s", b, e - 1, strerror(-ret));
+			return ret;
+		}
+		b = e;
+	}
+	p->prefault_ns += now_ns() - t0;
+	return 0;
+}
+
 int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 {
 	struct prefault_job jobs[POOL_PREFAULT_THREADS_MAX];

@@ -51,6 +51,9 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 void pool__destroy(struct pool *p);
 /* Fault the whole pool in (MADV_POPULATE_WRITE) on `threads` threads (0: one per CPU). */
 int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen);
+/* Fault in the 2 MiB blocks b with sel[b] == value, through the direct map (so each becomes one
+ * host huge page whatever maps it later). Safe while the guest runs. */
+int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, char *err, size_t errlen);
 /* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). 0 or -errno. */
 int pool__refresh_huge(struct pool *p);
 

@@ -16,6 +16,7 @@ static const struct bench_cmd benches[] = {
 	{ "gups", bench_gups__cmd, "guest GUPS on a linear vs an aged pool; mm/ metadata share" },
 	{ "defrag", bench_defrag__cmd, "defrag a live aged guest: time, copies, pauses, GUPS; vs memcpy and MADV_COLLAPSE" },
 	{ "moves", bench_moves__cmd, ">= 10^6 page moves (re-aging + defrag rounds) under verify on every vCPU: 0 errors" },
+	{ "defragd", bench_defragd__cmd, "the background defragmenter's cost to a running guest: GUPS with defragd off vs auto" },
 };
 
 static void bench__usage(FILE *f)

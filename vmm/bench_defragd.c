@@ -364,3 +364,199 @@ static void bd__free(struct bd_run *r)
 	free(r->t);
 }
 
+/* The figures compared between the two windows. */
+struct bd_cmp {
+	double window_s;           /* shorter of the two windows */
+	double active_s;           /* defragd's compacting phase: window start -> converged */
+	double gups_off, gups_on;            /* whole window */
+	double gups_off_active, gups_on_active; /* [0, active_s] in both windows */
+	double gups_off_after, gups_on_after;   /* [active_s, window_s] */
+	double loss_window_pct, loss_active_pct, gain_after_pct;
+	double pause_share_active; /* share of the active phase the vCPUs spent paused by defragd */
+};
+
+static void bd__compare(const struct bd_run *off, const struct bd_run *on, struct bd_cmp *c)
+{
+	double w_off = off->nr ? off->t[off->nr - 1] : 0, w_on = on->nr ? on->t[on->nr - 1] : 0;
+
+	memset(c, 0, sizeof(*c));
+	c->window_s = w_off < w_on ? w_off : w_on;
+	c->active_s = on->t_converged >= 0 && on->t_converged < c->window_s ? on->t_converged : c->window_s;
+	c->gups_off = bd__gups(off, 0, c->window_s);
+	c->gups_on = bd__gups(on, 0, c->window_s);
+	c->gups_off_active = bd__gups(off, 0, c->active_s);
+	c->gups_on_active = bd__gups(on, 0, c->active_s);
+	c->gups_off_after = bd__gups(off, c->active_s, c->window_s);
+	c->gups_on_after = bd__gups(on, c->active_s, c->window_s);
+	c->loss_window_pct = loss_pct(c->gups_off, c->gups_on);
+	c->loss_active_pct = loss_pct(c->gups_off_active, c->gups_on_active);
+	c->gain_after_pct = -loss_pct(c->gups_off_after, c->gups_on_after);
+	c->pause_share_active = c->active_s > 0 ? (double)on->pause_total_ns / 1e9 / c->active_s : 0;
+}
+
+static struct json_object *bd__series_json(const struct bd_run *r, double window_s)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (double t = 0; t + 1.0 <= window_s + 1e-6; t += 1.0)
+		json_object_array_add(a, json_object_new_double(bd__gups(r, t, t + 1.0)));
+	return a;
+}
+
+static struct json_object *bd__run_json(const struct bd_run *r, double window_s)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "defragd", json_object_new_boolean(r->defragd));
+	json_object_object_add(o, "gups_per_second", bd__series_json(r, window_s));
+	json_object_object_add(o, "backing_2m_start", json_object_new_double(r->start.backing_2m));
+	json_object_object_add(o, "backing_2m_end", json_object_new_double(r->end.backing_2m));
+	json_object_object_add(o, "backing_2m_achievable", json_object_new_double(r->end.backing_2m_achievable));
+	json_object_object_add(o, "kvm_end", mm_json__kvm(&r->kvm_end));
+	json_object_object_add(o, "vm_pauses", json_object_new_uint64(r->vm_pause.count));
+	json_object_object_add(o, "vm_pause_latency_max_us", json_object_new_double(r->vm_pause.max_ns / 1e3));
+	if (r->defragd) {
+		struct json_object *c = json_object_new_object();
+
+		json_object_object_add(o, "converged_s", r->t_converged >= 0 ?
+				       json_object_new_double(r->t_converged) : NULL);
+		json_object_object_add(o, "state_end", json_object_new_string(defragd_state_names[r->state]));
+		json_object_object_add(c, "wakeups", json_object_new_uint64(r->cnt.wakeups));
+		json_object_object_add(c, "rounds", json_object_new_uint64(r->cnt.rounds));
+		json_object_object_add(c, "regions_promoted", json_object_new_uint64(r->cnt.regions_promoted));
+		json_object_object_add(c, "pages_copied", json_object_new_uint64(r->cnt.pages_copied));
+		json_object_object_add(c, "backoffs", json_object_new_uint64(r->cnt.backoffs));
+		json_object_object_add(c, "busy_skips", json_object_new_uint64(r->cnt.busy_skips));
+		json_object_object_add(c, "failures", json_object_new_uint64(r->cnt.failures));
+		json_object_object_add(c, "last_score", json_object_new_uint64(r->cnt.last_score));
+		json_object_object_add(o, "counters", c);
+		json_object_object_add(o, "chunks", json_object_new_uint64(r->chunks));
+		json_object_object_add(o, "steps", json_object_new_uint64(r->steps));
+		json_object_object_add(o, "pause_total_ms", json_object_new_double(r->pause_total_ns / 1e6));
+		json_object_object_add(o, "pause_max_us", json_object_new_double(r->pause_max_ns / 1e3));
+		json_object_object_add(o, "pause_p99_us", json_object_new_double(r->pause_p99_max_ns / 1e3));
+	}
+	return o;
+}
+
+static void bd__print_json(const struct bd_opts *o, const struct bd_run *off, const struct bd_run *on,
+			   const struct bd_cmp *c)
+{
+	struct json_object *root = json_object_new_object(), *pol = json_object_new_object();
+
+	json_object_object_add(root, "mem_bytes", json_object_new_uint64(o->mem_bytes));
+	json_object_object_add(root, "age", json_object_new_double(o->age));
+	json_object_object_add(root, "seed", json_object_new_uint64(o->seed));
+	json_object_object_add(root, "slack", json_object_new_string(o->slack));
+	json_object_object_add(root, "cpus", json_object_new_int((int)o->cpus));
+	json_object_object_add(pol, "proactiveness", json_object_new_uint64(on->policy.proactiveness));
+	json_object_object_add(pol, "interval_ms", json_object_new_uint64(on->policy.interval_ms));
+	json_object_object_add(pol, "max_pause_us", json_object_new_uint64(on->policy.max_pause_us));
+	json_object_object_add(pol, "max_mbps", json_object_new_uint64(on->policy.max_mbps));
+	json_object_object_add(pol, "backoff_ms", json_object_new_uint64(on->policy.backoff_ms));
+	json_object_object_add(pol, "regions_per_wakeup", json_object_new_uint64(on->policy.regions_per_wakeup));
+	json_object_object_add(root, "policy", pol);
+	json_object_object_add(root, "window_s", json_object_new_double(c->window_s));
+	json_object_object_add(root, "active_s", json_object_new_double(c->active_s));
+	json_object_object_add(root, "gups_off", json_object_new_double(c->gups_off));
+	json_object_object_add(root, "gups_on", json_object_new_double(c->gups_on));
+	json_object_object_add(root, "gups_off_active", json_object_new_double(c->gups_off_active));
+	json_object_object_add(root, "gups_on_active", json_object_new_double(c->gups_on_active));
+	json_object_object_add(root, "gups_off_after", json_object_new_double(c->gups_off_after));
+	json_object_object_add(root, "gups_on_after", json_object_new_double(c->gups_on_after));
+	json_object_object_add(root, "loss_window_pct", json_object_new_double(c->loss_window_pct));
+	json_object_object_add(root, "loss_active_pct", json_object_new_double(c->loss_active_pct));
+	json_object_object_add(root, "gain_after_pct", json_object_new_double(c->gain_after_pct));
+	json_object_object_add(root, "pause_share_active", json_object_new_double(c->pause_share_active));
+	json_object_object_add(root, "off", bd__run_json(off, c->window_s));
+	json_object_object_add(root, "on", bd__run_json(on, c->window_s));
+	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	json_object_put(root);
+}
+
+static void bd__print_text(const struct bd_opts *o, const struct bd_run *off, const struct bd_run *on,
+			   const struct bd_cmp *c)
+{
+	const struct defragd_policy *p = &on->policy;
+
+	printf("vmcompact bench defragd: %llu MiB guest, age %.2f, seed %llu, %u vCPU GUPS, %.1f s per window\n",
+	       (unsigned long long)(o->mem_bytes >> 20), o->age, (unsigned long long)o->seed, o->cpus,
+	       c->window_s);
+	printf("  defragd policy: proactiveness %u (wmark low %u high %u), interval %u ms, %u regions/wakeup,\n"
+	       "                  max pause %u us/step, max %u MB/s, backoff %u ms\n",
+	       p->proactiveness, defragd__wmark(p->proactiveness, true), defragd__wmark(p->proactiveness, false),
+	       p->interval_ms, p->regions_per_wakeup, p->max_pause_us, p->max_mbps, p->backoff_ms);
+	printf("  GUPS per second (M updates/s):\n    %-8s", "second");
+	for (double t = 0; t + 1.0 <= c->window_s + 1e-6; t += 1.0)
+		printf(" %6.0f", t + 1);
+	printf("\n    %-8s", "off");
+	for (double t = 0; t + 1.0 <= c->window_s + 1e-6; t += 1.0)
+		printf(" %6.2f", bd__gups(off, t, t + 1.0) / 1e6);
+	printf("\n    %-8s", "auto");
+	for (double t = 0; t + 1.0 <= c->window_s + 1e-6; t += 1.0)
+		printf(" %6.2f", bd__gups(on, t, t + 1.0) / 1e6);
+	printf("\n");
+	if (on->t_converged >= 0)
+		printf("  defragd compacted from 0 to %.2f s (then %s)\n", on->t_converged,
+		       defragd_state_names[on->state]);
+	else
+		printf("  defragd was still compacting at the end of the window\n");
+	printf("  %-40s %12s %12s %9s\n", "M updates/s", "defragd off", "auto", "change");
+	printf("  %-40s %12.2f %12.2f %+8.1f%%\n", "while defragd compacts (0..active)", c->gups_off_active / 1e6,
+	       c->gups_on_active / 1e6, -c->loss_active_pct);
+	printf("  %-40s %12.2f %12.2f %+8.1f%%\n", "after it converged (active..end)", c->gups_off_after / 1e6,
+	       c->gups_on_after / 1e6, c->gain_after_pct);
+	printf("  %-40s %12.2f %12.2f %+8.1f%%\n", "whole window", c->gups_off / 1e6, c->gups_on / 1e6,
+	       -c->loss_window_pct);
+	printf("  loss while compacting: %.1f%% (target <= 5%%); vCPUs paused %.1f%% of that time\n",
+	       c->loss_active_pct, 100.0 * c->pause_share_active);
+	printf("  defragd: %llu wakeups, %llu rounds (%llu chunks seen), %llu regions promoted, %llu pages copied, "
+	       "%llu backoffs, %llu failures\n", (unsigned long long)on->cnt.wakeups,
+	       (unsigned long long)on->cnt.rounds, (unsigned long long)on->chunks,
+	       (unsigned long long)on->cnt.regions_promoted, (unsigned long long)on->cnt.pages_copied,
+	       (unsigned long long)on->cnt.backoffs, (unsigned long long)on->cnt.failures);
+	printf("  defragd pauses: %llu steps, total %.1f ms, max %.0f us, p99 %.0f us (worst chunk's p99)\n",
+	       (unsigned long long)on->steps, on->pause_total_ns / 1e6, on->pause_max_ns / 1e3,
+	       on->pause_p99_max_ns / 1e3);
+	printf("  backing_2m: off %.3f -> %.3f, auto %.3f -> %.3f (achievable %.3f); KVM pages_2m at the end: "
+	       "off %llu, auto %llu\n", off->start.backing_2m, off->end.backing_2m, on->start.backing_2m,
+	       on->end.backing_2m, on->end.backing_2m_achievable, (unsigned long long)off->kvm_end.pages_2m,
+	       (unsigned long long)on->kvm_end.pages_2m);
+	printf("  The whole-window figure mixes the cost (pauses, copies, TLB and shadow-page rebuilds while\n"
+	       "  compacting) with the payoff (2 MiB mappings afterwards); the compacting-phase figure is the\n"
+	       "  cost, and it is an underestimate of the pure cost as collapsed regions already run faster.\n");
+}
+
+int bench_defragd__cmd(int argc, char **argv)
+{
+	struct bd_opts o;
+	struct bd_run off, on;
+	struct bd_cmp c;
+	int rc;
+
+	bd__defaults(&o);
+	rc = bd__parse(argc, argv, &o);
+	if (rc)
+		return rc > 0 ? 0 : VMC_EXIT_USAGE;
+	if (!o.json)
+		fprintf(stderr, "bench defragd: %llu MiB at age %.2f, seed %llu: %.1f s with defragd off, "
+			"then %.1f s with --defrag auto...\n", (unsigned long long)(o.mem_bytes >> 20), o.age,
+			(unsigned long long)o.seed, o.window_ms / 1e3, o.window_ms / 1e3);
+	bd__one(&o, false, &off);
+	if (off.rc)
+		fprintf(stderr, "vmcompact bench defragd: defragd off: %s\n", off.err);
+	bd__one(&o, true, &on);
+	if (on.rc)
+		fprintf(stderr, "vmcompact bench defragd: defragd on: %s\n", on.err);
+	rc = off.rc || on.rc ? 1 : 0;
+	if (!rc) {
+		bd__compare(&off, &on, &c);
+		if (o.json)
+			bd__print_json(&o, &off, &on, &c);
+		else
+			bd__print_text(&o, &off, &on, &c);
+	}
+	bd__free(&off);
+	bd__free(&on);
+	return rc;
+}

@@ -32,7 +32,8 @@ static const char bench_moves__usage[] =
 "  --seed N                layout and scatter seed (default 7)\n"
 "  --slack SIZE|N%         pool slack (default 6%)\n"
 "  --moves N               stop once this many pages were moved (default 1000000)\n"
-"  --scatter-per-round N   pages re-aged per round (default 20000)\n"
+"  --scatter-per-round N   pages re-aged per round (default 20000; fewer when vm.max_map_count\n"
+"                          leaves less than 3 mappings per page)\n"
 "  --algo A                defrag algorithm: planned or linux (default planned)\n"
 "  --max-pause-us N        pause budget per step (default 1000)\n"
 "  --round-gap-ms N        let the guest run this long between rounds (default 50)\n"
@@ -75,13 +76,14 @@ struct moves_result {
 	uint64_t moves, moves_scatter, moves_defrag;
 	uint64_t defrag_4k, defrag_bulk, defrag_ballast, defrag_temp;
 	uint64_t initial_defrag_moves;
-	uint32_t rounds, rounds_below_achievable;
+	uint32_t rounds, rounds_below_achievable, rounds_capped;
 	uint64_t engine_steps;
 	uint64_t engine_pause_max_ns;
 	uint64_t wall_ns, engine_ns;
 	double backing_start, backing_final, backing_achievable, backing_min_after_scatter;
 	uint32_t regions_final, achievable_final;
 	uint64_t steps, pause_max_ns, pause_p99_ns, pause_p50_ns, pauses_over_budget;
+	struct vm_pause_stats vm_pause; /* request -> every vCPU parked, over the whole run */
 	struct moves_vcpu vcpu[VMC_MAX_VCPUS];
 	uint32_t nr_vcpus;
 	uint64_t verify_errors, verify_stale, min_passes_run;
@@ -326,8 +328,37 @@ static bool moves__guest_trouble(struct run_ctx *ctx, struct moves_result *res, 
 
 static int moves__fail(struct moves_result *res, const char *what, const struct defrag_stats *st)
 {
-	snprintf(res->err, sizeof(res->err), "%s: %s", what, st->error_msg[0] ? st->error_msg : strerror(-st->error));
+	snprintf(res->err, sizeof(res->err), "%s failed: %s", what, st->error_msg[0] ? st->error_msg : strerror(-st->error));
 	return -1;
+}
+
+/*
+ * Pages to re-age this round: --scatter-per-round, but at most a third of the mappings
+ * still available under vm.max_map_count (a scattered page can cost two, and the defrag
+ * that follows needs some room while it works). 0 with res->err set if that is too few.
+ */
+static uint64_t moves__scatter_size(const struct moves_opts *o, struct moves_result *res)
+{
+	struct vma_budget vb;
+	uint64_t avail, k = o->per_round;
+	int ret = vma_budget__read(&vb);
+
+	if (ret) {
+		snprintf(res->err, sizeof(res->err), "reading the VMA budget: %s", strerror(-ret));
+		return 0;
+	}
+	avail = vma_budget__available(&vb, VMA_BUDGET_HEADROOM);
+	if (k > avail / 3)
+		k = avail / 3;
+	if (k < 64) {
+		snprintf(res->err, sizeof(res->err), "only %llu mappings left under vm.max_map_count = %llu (%llu in use): "
+			 "too few to re-age pages; raise it (scripts/setup.sh --raise-map-count)",
+			 (unsigned long long)avail, (unsigned long long)vb.max_map_count, (unsigned long long)vb.in_use);
+		return 0;
+	}
+	if (k < o->per_round)
+		res->rounds_capped++;
+	return k;
 }
 
 /* Stop gracefully (each vCPU ends with a sweep over its whole slice and a final report),
@@ -356,6 +387,9 @@ static void moves__stop(struct run_ctx *ctx, struct moves_result *res)
 			res->min_passes_run = run_passes;
 	}
 	res->exit_code = ctx->exit_code;
+	pthread_mutex_lock(&ctx->vm.lock);
+	res->vm_pause = ctx->vm.pause;
+	pthread_mutex_unlock(&ctx->vm.lock);
 	if (ctx->vm.failed)
 		snprintf(res->guest_error, sizeof(res->guest_error), "%s", ctx->vm.fail_msg);
 	run__teardown(ctx);
@@ -422,14 +456,19 @@ static void moves__run(const struct moves_opts *o, struct moves_result *res)
 
 	while (res->moves < o->moves) {
 		uint32_t round = res->rounds + 1;
+		uint64_t k, scatter_pause_max;
 
 		if (moves__guest_trouble(ctx, res, &reports, &last_change))
 			goto out;
-		if (mm__scatter(&ctx->mm, o->per_round, o->seed * 1000003ull + round, &ops, &req, st)) {
-			moves__fail(res, "scatter", st);
+		k = moves__scatter_size(o, res);
+		if (!k)
+			goto out;
+		if (mm__scatter(&ctx->mm, k, o->seed * 1000003ull + round, &ops, &req, st)) {
+			moves__fail(res, "re-aging", st);
 			goto out;
 		}
 		moves__account(res, st, true);
+		scatter_pause_max = st->pause_max_ns;
 		mm__stat(&ctx->mm, &ms);
 		if (ms.backing_2m < res->backing_min_after_scatter)
 			res->backing_min_after_scatter = ms.backing_2m;
@@ -442,9 +481,10 @@ static void moves__run(const struct moves_opts *o, struct moves_result *res)
 		res->rounds_below_achievable += st->regions_backed_2m < st->regions_achievable;
 		if (!o->json)
 			fprintf(stderr, "bench moves: round %u: scattered %llu, defrag moved %llu, total %llu moves, "
-				"%u/%u regions backed 2M\n", round, (unsigned long long)o->per_round,
-				(unsigned long long)st->pages_copied, (unsigned long long)res->moves,
-				st->regions_backed_2m, st->regions_achievable);
+				"%u/%u regions backed 2M, pause max %.0f us (scatter) %.0f us (defrag)\n", round,
+				(unsigned long long)k, (unsigned long long)st->pages_copied,
+				(unsigned long long)res->moves, st->regions_backed_2m, st->regions_achievable,
+				scatter_pause_max / 1e3, st->pause_max_ns / 1e3);
 		if (o->gap_ms && !bench_vm__sleep(ctx, o->gap_ms))
 			continue; /* moves__guest_trouble reports it */
 	}
@@ -525,6 +565,7 @@ static struct json_object *moves__json(const struct moves_opts *o, const struct 
 	json_object_object_add(j, "defrag_copies_temp", json_object_new_uint64(r->defrag_temp));
 	json_object_object_add(j, "rounds", json_object_new_int((int)r->rounds));
 	json_object_object_add(j, "rounds_below_achievable", json_object_new_int((int)r->rounds_below_achievable));
+	json_object_object_add(j, "rounds_capped_by_vma_budget", json_object_new_int((int)r->rounds_capped));
 	json_object_object_add(j, "wall_seconds", json_object_new_double(secs));
 	json_object_object_add(j, "engine_seconds", json_object_new_double(r->engine_ns / 1e9));
 	json_object_object_add(j, "moves_per_sec", json_object_new_double(secs > 0 ? (double)r->moves / secs : 0));
@@ -534,6 +575,9 @@ static struct json_object *moves__json(const struct moves_opts *o, const struct 
 	json_object_object_add(j, "pause_p99_us", json_object_new_double(r->pause_p99_ns / 1e3));
 	json_object_object_add(j, "pause_p50_us", json_object_new_double(r->pause_p50_ns / 1e3));
 	json_object_object_add(j, "pauses_over_budget", json_object_new_uint64(r->pauses_over_budget));
+	json_object_object_add(j, "park_latency_max_us", json_object_new_double(r->vm_pause.max_ns / 1e3));
+	json_object_object_add(j, "park_latency_mean_us", json_object_new_double(
+		r->vm_pause.count ? r->vm_pause.total_ns / 1e3 / (double)r->vm_pause.count : 0));
 	json_object_object_add(j, "backing_2m_start", json_object_new_double(r->backing_start));
 	json_object_object_add(j, "backing_2m_min_after_scatter", json_object_new_double(r->backing_min_after_scatter));
 	json_object_object_add(j, "backing_2m_final", json_object_new_double(r->backing_final));
@@ -576,14 +620,17 @@ static void moves__print(const struct moves_opts *o, const struct moves_result *
 	       (unsigned long long)r->moves_defrag, (unsigned long long)r->initial_defrag_moves,
 	       (unsigned long long)r->defrag_4k, (unsigned long long)r->defrag_bulk,
 	       (unsigned long long)r->defrag_ballast, (unsigned long long)r->defrag_temp);
-	printf("  rounds (scatter %llu + defrag)    %u, %u ended below the achievable 2M backing\n",
-	       (unsigned long long)o->per_round, r->rounds, r->rounds_below_achievable);
+	printf("  rounds (scatter %llu + defrag)    %u, %u ended below the achievable 2M backing, %u re-aged fewer "
+	       "pages (vm.max_map_count)\n", (unsigned long long)o->per_round, r->rounds, r->rounds_below_achievable,
+	       r->rounds_capped);
 	printf("  wall time                        %.2f s (engine %.2f s), %.0f moves/s\n", secs, r->engine_ns / 1e9,
 	       secs > 0 ? (double)r->moves / secs : 0);
 	printf("  steps (vCPU pauses)              %llu, pause max %.0f us, p99 %.0f us, p50 %.0f us, "
 	       "%llu over the %.0f us budget\n", (unsigned long long)r->steps, r->pause_max_ns / 1e3,
 	       r->pause_p99_ns / 1e3, r->pause_p50_ns / 1e3, (unsigned long long)r->pauses_over_budget,
 	       o->max_pause_ns / 1e3);
+	printf("  of which stopping the vCPUs      max %.0f us, mean %.1f us (request -> every vCPU parked)\n",
+	       r->vm_pause.max_ns / 1e3, r->vm_pause.count ? r->vm_pause.total_ns / 1e3 / (double)r->vm_pause.count : 0);
 	printf("  backing_2m                       start %.3f, lowest after a scatter %.3f, final %.3f "
 	       "(achievable %.3f)\n", r->backing_start, r->backing_min_after_scatter, r->backing_final,
 	       r->backing_achievable);

@@ -9,5 +9,6 @@ int bench_startup__cmd(int argc, char **argv);
 int bench_defrag__cmd(int argc, char **argv);
 int bench_gups__cmd(int argc, char **argv);
 int bench_moves__cmd(int argc, char **argv);
+int bench_defragd__cmd(int argc, char **argv);
 
 #endif

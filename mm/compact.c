@@ -137,13 +137,18 @@ static void record_pause(struct defrag_engine *e, uint64_t ns)
 
 void defrag__step_end(struct defrag_engine *e)
 {
+	uint64_t t_end;
+
 	if (!e->in_step)
 		return;
 	pthread_mutex_unlock(&e->mm->lock);
+	/* The pause ends when resume lets the vCPUs go: waking them may preempt this thread,
+	 * while the guest already runs, so the clock stops before that. */
+	t_end = defrag__now_ns();
 	if (e->ops && e->ops->resume)
 		e->ops->resume(e->ops->ctx);
 	e->in_step = false;
-	record_pause(e, defrag__now_ns() - e->step_t0_ns);
+	record_pause(e, t_end - e->step_t0_ns);
 	if (e->req->progress)
 		e->req->progress(e->req->progress_ctx, e->progress_done, e->progress_total);
 }
@@ -151,7 +156,7 @@ void defrag__step_end(struct defrag_engine *e)
 int defrag__step_ensure(struct defrag_engine *e, uint64_t cost_ns)
 {
 	if (e->in_step) {
-		if (!e->step_ops || defrag__now_ns() - e->step_t0_ns + cost_ns <= e->max_pause_ns)
+		if (!e->step_ops || defrag__now_ns() - e->step_t0_ns + cost_ns <= e->work_budget_ns)
 			return 0;
 		defrag__step_end(e);
 	}
@@ -178,7 +183,7 @@ void defrag__release(struct defrag_engine *e)
 
 void defrag__scan_yield(struct defrag_engine *e)
 {
-	if (e->in_step && defrag__now_ns() - e->step_t0_ns >= e->max_pause_ns) {
+	if (e->in_step && defrag__now_ns() - e->step_t0_ns >= e->work_budget_ns) {
 		defrag__step_end(e);
 		defrag__hold(e);
 	}
@@ -865,6 +870,7 @@ static int engine_alloc(struct defrag_engine *e, struct mm *mm, const struct def
 	e->ops = ops;
 	e->st = st;
 	e->max_pause_ns = req->max_pause_ns ? req->max_pause_ns : DEFRAG_MAX_PAUSE_NS_DEFAULT;
+	e->work_budget_ns = e->max_pause_ns - e->max_pause_ns / 8; /* resume and wake-up latency */
 	/* Starting points from MEASURED.md; the engine refines them as it goes. */
 	e->est_move_ns = 10000;
 	e->est_remap_ns = 50000;

@@ -155,6 +155,7 @@ struct defrag_engine {
 	struct mm_vmstat vm0;          /* vmstat when the run started */
 	uint64_t t0_ns;                /* CLOCK_MONOTONIC start of the run */
 	uint64_t max_pause_ns;
+	uint64_t work_budget_ns;       /* max_pause_ns less a reserve for stopping and resuming vCPUs */
 	bool in_step;
 	uint64_t step_t0_ns;           /* when the step asked for the pause */
 	bool locked;                   /* mm->lock held outside a step (scanning, planning) */

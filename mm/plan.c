@@ -659,7 +659,7 @@ static int fast_path(struct plan *p, uint32_t blk)
 	if (!is_target(p, blk) || p->foreign[blk] || p->home[blk] == MM_PAGEBLOCK_FRAMES)
 		return 0;
 	cost = defrag__collapse_cost(e, r, MM_PAGEBLOCK_FRAMES - p->home[blk]);
-	if (cost > e->max_pause_ns)
+	if (cost > e->work_budget_ns)
 		return -EAGAIN; /* would overrun the pause budget: 4 KiB moves do it in small steps */
 	for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES && p->evict[blk]; f++) {
 		if (gpamap__owner(&mm->map, f) == FRAME_FREE || is_home(p, f))

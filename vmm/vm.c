@@ -211,12 +211,17 @@ void vm__pause(struct vm *vm)
 
 void vm__resume(struct vm *vm)
 {
+	bool wake = false;
+
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_depth && --vm->pause_depth == 0) {
 		__atomic_store_n(&vm->pause_req, 0, __ATOMIC_SEQ_CST);
-		pthread_cond_broadcast(&vm->wake_cond);
+		wake = true;
 	}
 	pthread_mutex_unlock(&vm->lock);
+	/* Wake after unlocking: woken vCPU threads must not find the lock still held. */
+	if (wake)
+		pthread_cond_broadcast(&vm->wake_cond);
 }
 
 void vm__request_stop(struct vm *vm)

@@ -55,7 +55,9 @@ const char run__usage[] =
 "                     vm.compaction_proactiveness: act above score 100-N+10, stop at 100-N)\n"
 "\n"
 "Control:\n"
-"  --name NAME        control socket " "$VMCOMPACT_RUNTIME_DIR or /run/vmcompact" "/NAME.sock\n"
+"  --name NAME        control socket " "$VMCOMPACT_RUNTIME_DIR or /run/vmcompact" "/NAME.sock;\n"
+"                     a named VM's verify/gups/stream runs until `vmcompact stop NAME`\n"
+"                     unless the spec bounds it (passes=, seconds=, updates=)\n"
 "  --socket PATH      control socket at PATH\n"
 "\n"
 "Exit status: the guest's exit status (0 ok, 10 verify found corruption, 11 bad boot\n"
@@ -345,6 +347,17 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
 		return -EINVAL;
+	}
+	/* A named VM is one you talk to: its workload runs until `vmcompact stop`, unless the
+	 * spec bounds it (passes=, seconds=, updates=). */
+	if (o->name || o->socket_path) {
+		for (unsigned i = 0; i < o->nr_workloads; i++) {
+			struct workload_spec *w = &o->workload[i];
+
+			if ((w->id == VMC_WL_VERIFY || w->id == VMC_WL_GUPS || w->id == VMC_WL_STREAM) &&
+			    !w->args.passes && !w->args.duration_ms && !w->args.updates)
+				w->args.flags |= VMC_WL_FOREVER;
+		}
 	}
 	if (o->mem_bytes < VMC_GPA_WORKLOAD + (uint64_t)o->cpus * VMC_HUGE_SIZE) {
 		snprintf(err, errlen, "--mem %llu MiB is too small for %u vCPUs (need 4 MiB + 2 MiB per vCPU)",

@@ -47,11 +47,7 @@ static const char bench_gups__usage[] =
 "  --json            machine-readable result on stdout\n";
 
 struct bench_opts {
-	uint64_t mem_bytes;
-	double age;
-	uint64_t seed;
-	char slack[32];
-	uint32_t cpus;
+	struct bench_guest guest;
 	int algos;                 /* bit per enum defrag_algo */
 	uint64_t max_pause_ns;
 	uint64_t gups_ms;
@@ -74,15 +70,10 @@ struct bench_result {
 	uint64_t metadata_bytes;
 };
 
-enum { OPT_MEM = 300, OPT_AGE, OPT_SEED, OPT_SLACK, OPT_CPUS, OPT_ALGO, OPT_PAUSE, OPT_GUPS_MS,
-       OPT_NO_BASELINE, OPT_JSON };
+enum { OPT_ALGO = BENCH_OPT_OWN, OPT_PAUSE, OPT_GUPS_MS, OPT_NO_BASELINE, OPT_JSON };
 
 static const struct option bench_longopts[] = {
-	{ "mem", required_argument, NULL, OPT_MEM },
-	{ "age", required_argument, NULL, OPT_AGE },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "slack", required_argument, NULL, OPT_SLACK },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
+	BENCH_GUEST_LONGOPTS,
 	{ "algo", required_argument, NULL, OPT_ALGO },
 	{ "max-pause-us", required_argument, NULL, OPT_PAUSE },
 	{ "gups-ms", required_argument, NULL, OPT_GUPS_MS },
@@ -96,36 +87,15 @@ static const struct option bench_longopts[] = {
 static int bench__parse(int argc, char **argv, struct bench_opts *o, const char *name, const char *usage)
 {
 	uint64_t v;
-	char *end;
 	int c;
 
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", bench_longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_MEM:
-			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM)
+		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
+			if (bench_guest__parse(&o->guest, c, optarg))
 				goto bad;
-			o->mem_bytes = v;
-			break;
-		case OPT_AGE:
-			o->age = strtod(optarg, &end);
-			if (*end || end == optarg || !(o->age >= 0 && o->age <= 1))
-				goto bad;
-			break;
-		case OPT_SEED:
-			if (util__parse_count(optarg, &o->seed))
-				goto bad;
-			break;
-		case OPT_SLACK:
-			if (strlen(optarg) >= sizeof(o->slack))
-				goto bad;
-			strcpy(o->slack, optarg);
-			break;
-		case OPT_CPUS:
-			if (util__parse_count(optarg, &v) || v < 1 || v > VMC_MAX_VCPUS)
-				goto bad;
-			o->cpus = (uint32_t)v;
 			break;
 		case OPT_ALGO:
 			if (!strcmp(optarg, "planned"))
@@ -169,39 +139,18 @@ static int bench__parse(int argc, char **argv, struct bench_opts *o, const char 
 	return 0;
 bad:
 	fprintf(stderr, "vmcompact bench %s: bad value '%s' for %s\nTry 'vmcompact bench %s --help'.\n",
-		name, optarg, argv[optind - 1], name);
+		name, optarg, bench__opt_name(argv, optind, optarg), name);
 	return -EINVAL;
 }
 
 static void bench__defaults(struct bench_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->mem_bytes = 1ull << 30;
-	o->age = 0.9;
-	o->seed = 7;
-	strcpy(o->slack, "6%");
-	o->cpus = 1;
+	o->guest = (struct bench_guest){ .mem_bytes = 1ull << 30, .age = 0.9, .seed = 7, .slack = "6%", .cpus = 1 };
 	o->algos = (1 << DEFRAG_ALGO_PLANNED) | (1 << DEFRAG_ALGO_LINUX);
 	o->max_pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
 	o->gups_ms = 2000;
 	o->baseline = true;
-}
-
-/* The `run` options of a GUPS guest with this layout. */
-static int bench__run_options(const struct bench_opts *o, double age, struct run_options *ro, char *err,
-			      size_t errlen)
-{
-	char *argv[] = { "run", "--slack", (char *)o->slack, "--workload", "gups:forever", NULL };
-
-	run__default_options(ro);
-	if (run__parse_args(5, argv, ro, err, errlen))
-		return -EINVAL;
-	ro->mem_bytes = o->mem_bytes;
-	ro->cpus = o->cpus;
-	ro->aging.age = age;
-	ro->aging.seed = o->seed;
-	ro->json = true; /* guest console to stderr */
-	return 0;
 }
 
 /* Boot, warm up, measure GUPS; optionally defrag and measure again; stop. */
@@ -217,7 +166,10 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		snprintf(res->err, sizeof(res->err), "out of memory");
 		return;
 	}
-	if (bench__run_options(o, age, &ctx->opts, res->err, sizeof(res->err)))
+	struct bench_guest g = o->guest;
+
+	g.age = age;
+	if (bench_guest__run_options(&g, "gups:forever", NULL, &ctx->opts, res->err, sizeof(res->err)))
 		goto out;
 	if (bench_vm__boot(ctx, res->err, sizeof(res->err)))
 		goto out;
@@ -354,8 +306,8 @@ int bench_defrag__cmd(int argc, char **argv)
 			continue;
 		if (!o.json)
 			fprintf(stderr, "bench defrag: %s: booting %llu MiB at age %.2f, measuring...\n",
-				defrag_algo_names[algo], (unsigned long long)(o.mem_bytes >> 20), o.age);
-		bench__one(&o, o.age, algo, &res[n]);
+				defrag_algo_names[algo], (unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age);
+		bench__one(&o, o.guest.age, algo, &res[n]);
 		if (res[n].rc) {
 			fprintf(stderr, "vmcompact bench defrag: %s: %s\n", defrag_algo_names[algo], res[n].err);
 			failed = 1;
@@ -363,20 +315,20 @@ int bench_defrag__cmd(int argc, char **argv)
 		n++;
 	}
 	if (o.baseline) {
-		if (baseline__memcpy_4k(o.mem_bytes, o.seed, &memcpy_s, err, sizeof(err)))
+		if (baseline__memcpy_4k(o.guest.mem_bytes, o.guest.seed, &memcpy_s, err, sizeof(err)))
 			fprintf(stderr, "vmcompact bench defrag: %s\n", err);
-		if (baseline__madv_collapse(o.mem_bytes, &collapse_s, &collapsed, cerr, sizeof(cerr)))
+		if (baseline__madv_collapse(o.guest.mem_bytes, &collapse_s, &collapsed, cerr, sizeof(cerr)))
 			fprintf(stderr, "vmcompact bench defrag: %s\n", cerr);
 	}
 
 	if (o.json) {
 		struct json_object *root = json_object_new_object(), *runs = json_object_new_array();
 
-		json_object_object_add(root, "mem_bytes", json_object_new_uint64(o.mem_bytes));
-		json_object_object_add(root, "age", json_object_new_double(o.age));
-		json_object_object_add(root, "seed", json_object_new_uint64(o.seed));
-		json_object_object_add(root, "slack", json_object_new_string(o.slack));
-		json_object_object_add(root, "cpus", json_object_new_int((int)o.cpus));
+		json_object_object_add(root, "mem_bytes", json_object_new_uint64(o.guest.mem_bytes));
+		json_object_object_add(root, "age", json_object_new_double(o.guest.age));
+		json_object_object_add(root, "seed", json_object_new_uint64(o.guest.seed));
+		json_object_object_add(root, "slack", json_object_new_string(o.guest.slack));
+		json_object_object_add(root, "cpus", json_object_new_int((int)o.guest.cpus));
 		json_object_object_add(root, "memcpy_seconds", json_object_new_double(memcpy_s));
 		json_object_object_add(root, "madv_collapse_seconds", json_object_new_double(collapse_s));
 		json_object_object_add(root, "madv_collapse_bytes", json_object_new_uint64(collapsed));
@@ -389,8 +341,8 @@ int bench_defrag__cmd(int argc, char **argv)
 	}
 
 	printf("vmcompact bench defrag: %.2f GiB guest, age %.2f, seed %llu, slack %s (%llu MiB), %u vCPU GUPS\n",
-	       (double)o.mem_bytes / (1 << 30), o.age, (unsigned long long)o.seed, o.slack,
-	       n ? (unsigned long long)(res[0].before.slack_bytes >> 20) : 0ull, o.cpus);
+	       (double)o.guest.mem_bytes / (1 << 30), o.guest.age, (unsigned long long)o.guest.seed, o.guest.slack,
+	       n ? (unsigned long long)(res[0].before.slack_bytes >> 20) : 0ull, o.guest.cpus);
 	printf("  %-34s", "");
 	for (int i = 0; i < n; i++)
 		printf(" %20s", defrag_algo_names[res[i].algo]);
@@ -413,7 +365,7 @@ int bench_defrag__cmd(int argc, char **argv)
 	bench__print_row("GUPS after/before (>=1.3x)", res, n, cell_gups_ratio);
 	bench__print_row("guest", res, n, cell_status);
 	if (o.baseline) {
-		printf("  reference, same %.2f GiB in this run: memcpy of 4 KiB frames %.3f s", (double)o.mem_bytes / (1 << 30),
+		printf("  reference, same %.2f GiB in this run: memcpy of 4 KiB frames %.3f s", (double)o.guest.mem_bytes / (1 << 30),
 		       memcpy_s);
 		if (collapse_s > 0)
 			printf(", MADV_COLLAPSE %.3f s (%llu MiB collapsed)\n", collapse_s,
@@ -445,14 +397,14 @@ int bench_gups__cmd(int argc, char **argv)
 	bench__one(&o, 0.0, -1, &lin);
 	if (lin.rc)
 		fprintf(stderr, "vmcompact bench gups: linear: %s\n", lin.err);
-	bench__one(&o, o.age, -1, &aged);
+	bench__one(&o, o.guest.age, -1, &aged);
 	if (aged.rc)
 		fprintf(stderr, "vmcompact bench gups: aged: %s\n", aged.err);
 	if (o.json) {
 		struct json_object *root = json_object_new_object();
 
-		json_object_object_add(root, "mem_bytes", json_object_new_uint64(o.mem_bytes));
-		json_object_object_add(root, "age", json_object_new_double(o.age));
+		json_object_object_add(root, "mem_bytes", json_object_new_uint64(o.guest.mem_bytes));
+		json_object_object_add(root, "age", json_object_new_double(o.guest.age));
 		json_object_object_add(root, "gups_linear", json_object_new_double(lin.gups_before));
 		json_object_object_add(root, "gups_aged", json_object_new_double(aged.gups_before));
 		json_object_object_add(root, "ns_per_update_linear", json_object_new_double(
@@ -465,23 +417,23 @@ int bench_gups__cmd(int argc, char **argv)
 		json_object_object_add(root, "kvm_aged", mm_json__kvm(&aged.kvm_before));
 		json_object_object_add(root, "metadata_bytes", json_object_new_uint64(lin.metadata_bytes));
 		json_object_object_add(root, "metadata_fraction", json_object_new_double(
-			(double)lin.metadata_bytes / (double)o.mem_bytes));
+			(double)lin.metadata_bytes / (double)o.guest.mem_bytes));
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
 	} else {
 		printf("vmcompact bench gups: %.2f GiB guest, %u vCPU, seed %llu, %.1f s windows\n",
-		       (double)o.mem_bytes / (1 << 30), o.cpus, (unsigned long long)o.seed, o.gups_ms / 1e3);
+		       (double)o.guest.mem_bytes / (1 << 30), o.guest.cpus, (unsigned long long)o.guest.seed, o.gups_ms / 1e3);
 		printf("  %-10s %12s %12s %12s %16s\n", "layout", "M updates/s", "ns/update", "backing_2m",
 		       "KVM 2M coverage");
 		printf("  %-10s %12.1f %12.2f %12.3f %16.3f\n", "linear", lin.gups_before / 1e6,
 		       lin.gups_before > 0 ? 1e9 / lin.gups_before : 0, lin.before.backing_2m, cov(&lin.kvm_before));
-		printf("  age %-6.2f %12.1f %12.2f %12.3f %16.3f\n", o.age, aged.gups_before / 1e6,
+		printf("  age %-6.2f %12.1f %12.2f %12.3f %16.3f\n", o.guest.age, aged.gups_before / 1e6,
 		       aged.gups_before > 0 ? 1e9 / aged.gups_before : 0, aged.before.backing_2m, cov(&aged.kvm_before));
 		if (lin.gups_before > 0 && aged.gups_before > 0)
 			printf("  aged is %.2fx slower per update (a probe here measured 13.8 vs 9.5 ns at 1 GiB)\n",
 			       lin.gups_before / aged.gups_before);
 		printf("  mm/ metadata: %llu bytes = %.3f%% of guest RAM (target <= 0.5%%)\n",
-		       (unsigned long long)lin.metadata_bytes, 100.0 * (double)lin.metadata_bytes / (double)o.mem_bytes);
+		       (unsigned long long)lin.metadata_bytes, 100.0 * (double)lin.metadata_bytes / (double)o.guest.mem_bytes);
 	}
 	return lin.rc || aged.rc ? 1 : 0;
 }

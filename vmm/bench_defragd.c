@@ -31,11 +31,7 @@ static const char bench_defragd__usage[] =
 "  --json              machine-readable result on stdout\n";
 
 struct bd_opts {
-	uint64_t mem_bytes;
-	double age;
-	uint64_t seed;
-	char slack[32];
-	uint32_t cpus;
+	struct bench_guest guest;
 	uint64_t window_ms;
 	unsigned proactiveness;
 	int64_t max_mbps;          /* <0: defragd's default */
@@ -69,15 +65,11 @@ struct bd_run {
 	int exit_code;
 };
 
-enum { OPT_MEM = 400, OPT_AGE, OPT_SEED, OPT_SLACK, OPT_CPUS, OPT_SECONDS, OPT_PROACTIVE,
+enum { OPT_SECONDS = BENCH_OPT_OWN, OPT_PROACTIVE,
        OPT_MBPS, OPT_PAUSE, OPT_JSON };
 
 static const struct option bd_longopts[] = {
-	{ "mem", required_argument, NULL, OPT_MEM },
-	{ "age", required_argument, NULL, OPT_AGE },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "slack", required_argument, NULL, OPT_SLACK },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
+	BENCH_GUEST_LONGOPTS,
 	{ "seconds", required_argument, NULL, OPT_SECONDS },
 	{ "proactiveness", required_argument, NULL, OPT_PROACTIVE },
 	{ "max-mbps", required_argument, NULL, OPT_MBPS },
@@ -91,36 +83,15 @@ static const struct option bd_longopts[] = {
 static int bd__parse(int argc, char **argv, struct bd_opts *o)
 {
 	uint64_t v;
-	char *end;
 	int c;
 
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", bd_longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_MEM:
-			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM)
+		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
+			if (bench_guest__parse(&o->guest, c, optarg))
 				goto bad;
-			o->mem_bytes = v;
-			break;
-		case OPT_AGE:
-			o->age = strtod(optarg, &end);
-			if (*end || end == optarg || !(o->age >= 0 && o->age <= 1))
-				goto bad;
-			break;
-		case OPT_SEED:
-			if (util__parse_count(optarg, &o->seed))
-				goto bad;
-			break;
-		case OPT_SLACK:
-			if (strlen(optarg) >= sizeof(o->slack))
-				goto bad;
-			strcpy(o->slack, optarg);
-			break;
-		case OPT_CPUS:
-			if (util__parse_count(optarg, &v) || v < 1 || v > VMC_MAX_VCPUS)
-				goto bad;
-			o->cpus = (uint32_t)v;
 			break;
 		case OPT_SECONDS:
 			if (util__parse_duration_ms(optarg, &v) || v < 1000 || v > 3600000)
@@ -161,18 +132,14 @@ static int bd__parse(int argc, char **argv, struct bd_opts *o)
 	return 0;
 bad:
 	fprintf(stderr, "vmcompact bench defragd: bad value '%s' for %s\nTry 'vmcompact bench defragd --help'.\n",
-		optarg, argv[optind - 1]);
+		optarg, bench__opt_name(argv, optind, optarg));
 	return -EINVAL;
 }
 
 static void bd__defaults(struct bd_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->mem_bytes = 256ull << 20;
-	o->age = 0.9;
-	o->seed = 7;
-	strcpy(o->slack, "6%");
-	o->cpus = 1;
+	o->guest = (struct bench_guest){ .mem_bytes = 256ull << 20, .age = 0.9, .seed = 7, .slack = "6%", .cpus = 1 };
 	o->window_ms = 10000;
 	o->proactiveness = 100;
 	o->max_mbps = -1;
@@ -183,16 +150,10 @@ static void bd__defaults(struct bd_opts *o)
 static int bd__run_options(const struct bd_opts *o, bool defragd, struct run_options *ro, char *err,
 			   size_t errlen)
 {
-	char *argv[] = { "run", "--slack", (char *)o->slack, "--workload", "gups:forever",
-			 "--defrag", defragd ? "auto" : "off", NULL };
+	const char *const extra[] = { "--defrag", defragd ? "auto" : "off", NULL };
 
-	run__default_options(ro);
-	if (run__parse_args(7, argv, ro, err, errlen))
+	if (bench_guest__run_options(&o->guest, "gups:forever", extra, ro, err, errlen))
 		return -EINVAL;
-	ro->mem_bytes = o->mem_bytes;
-	ro->cpus = o->cpus;
-	ro->aging.age = o->age;
-	ro->aging.seed = o->seed;
 	ro->proactiveness = (int)o->proactiveness;
 	if (o->max_pause_us >= 0)
 		ro->defrag_req.max_pause_ns = (uint64_t)o->max_pause_us * 1000;
@@ -444,11 +405,11 @@ static void bd__print_json(const struct bd_opts *o, const struct bd_run *off, co
 {
 	struct json_object *root = json_object_new_object(), *pol = json_object_new_object();
 
-	json_object_object_add(root, "mem_bytes", json_object_new_uint64(o->mem_bytes));
-	json_object_object_add(root, "age", json_object_new_double(o->age));
-	json_object_object_add(root, "seed", json_object_new_uint64(o->seed));
-	json_object_object_add(root, "slack", json_object_new_string(o->slack));
-	json_object_object_add(root, "cpus", json_object_new_int((int)o->cpus));
+	json_object_object_add(root, "mem_bytes", json_object_new_uint64(o->guest.mem_bytes));
+	json_object_object_add(root, "age", json_object_new_double(o->guest.age));
+	json_object_object_add(root, "seed", json_object_new_uint64(o->guest.seed));
+	json_object_object_add(root, "slack", json_object_new_string(o->guest.slack));
+	json_object_object_add(root, "cpus", json_object_new_int((int)o->guest.cpus));
 	json_object_object_add(pol, "proactiveness", json_object_new_uint64(on->policy.proactiveness));
 	json_object_object_add(pol, "interval_ms", json_object_new_uint64(on->policy.interval_ms));
 	json_object_object_add(pol, "max_pause_us", json_object_new_uint64(on->policy.max_pause_us));
@@ -480,7 +441,7 @@ static void bd__print_text(const struct bd_opts *o, const struct bd_run *off, co
 	const struct defragd_policy *p = &on->policy;
 
 	printf("vmcompact bench defragd: %llu MiB guest, age %.2f, seed %llu, %u vCPU GUPS, %.1f s per window\n",
-	       (unsigned long long)(o->mem_bytes >> 20), o->age, (unsigned long long)o->seed, o->cpus,
+	       (unsigned long long)(o->guest.mem_bytes >> 20), o->guest.age, (unsigned long long)o->guest.seed, o->guest.cpus,
 	       c->window_s);
 	printf("  defragd policy: proactiveness %u (wmark low %u high %u), interval %u ms, %u regions/wakeup,\n"
 	       "                  max pause %u us/step, max %u MB/s, backoff %u ms\n",
@@ -540,8 +501,8 @@ int bench_defragd__cmd(int argc, char **argv)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
 	if (!o.json)
 		fprintf(stderr, "bench defragd: %llu MiB at age %.2f, seed %llu: %.1f s with defragd off, "
-			"then %.1f s with --defrag auto...\n", (unsigned long long)(o.mem_bytes >> 20), o.age,
-			(unsigned long long)o.seed, o.window_ms / 1e3, o.window_ms / 1e3);
+			"then %.1f s with --defrag auto...\n", (unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age,
+			(unsigned long long)o.guest.seed, o.window_ms / 1e3, o.window_ms / 1e3);
 	bd__one(&o, false, &off);
 	if (off.rc)
 		fprintf(stderr, "vmcompact bench defragd: defragd off: %s\n", off.err);

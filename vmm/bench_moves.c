@@ -42,11 +42,7 @@ static const char bench_moves__usage[] =
 "Exit status: 0 when every page moved and the guest verified with 0 errors; 1 otherwise.\n";
 
 struct moves_opts {
-	uint64_t mem_bytes;
-	uint32_t cpus;
-	double age;
-	uint64_t seed;
-	char slack[32];
+	struct bench_guest guest;
 	uint64_t moves;
 	uint64_t per_round;
 	enum defrag_algo algo;
@@ -92,15 +88,11 @@ struct moves_result {
 	char guest_error[512];
 };
 
-enum { OPT_MEM = 300, OPT_CPUS, OPT_AGE, OPT_SEED, OPT_SLACK, OPT_MOVES, OPT_PER_ROUND, OPT_ALGO,
+enum { OPT_MOVES = BENCH_OPT_OWN, OPT_PER_ROUND, OPT_ALGO,
        OPT_PAUSE, OPT_GAP, OPT_JSON };
 
 static const struct option moves_longopts[] = {
-	{ "mem", required_argument, NULL, OPT_MEM },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
-	{ "age", required_argument, NULL, OPT_AGE },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "slack", required_argument, NULL, OPT_SLACK },
+	BENCH_GUEST_LONGOPTS,
 	{ "moves", required_argument, NULL, OPT_MOVES },
 	{ "scatter-per-round", required_argument, NULL, OPT_PER_ROUND },
 	{ "algo", required_argument, NULL, OPT_ALGO },
@@ -114,11 +106,11 @@ static const struct option moves_longopts[] = {
 static void moves__defaults(struct moves_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->mem_bytes = 256ull << 20;
-	o->cpus = 2;
-	o->age = 0.9;
-	o->seed = 7;
-	strcpy(o->slack, "6%");
+	o->guest.mem_bytes = 256ull << 20;
+	o->guest.cpus = 2;
+	o->guest.age = 0.9;
+	o->guest.seed = 7;
+	strcpy(o->guest.slack, "6%");
 	o->moves = 1000000;
 	o->per_round = 20000;
 	o->algo = DEFRAG_ALGO_PLANNED;
@@ -130,36 +122,15 @@ static void moves__defaults(struct moves_opts *o)
 static int moves__parse(int argc, char **argv, struct moves_opts *o)
 {
 	uint64_t v;
-	char *end;
 	int c;
 
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", moves_longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_MEM:
-			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM)
+		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
+			if (bench_guest__parse(&o->guest, c, optarg))
 				goto bad;
-			o->mem_bytes = v;
-			break;
-		case OPT_CPUS:
-			if (util__parse_count(optarg, &v) || v < 1 || v > VMC_MAX_VCPUS)
-				goto bad;
-			o->cpus = (uint32_t)v;
-			break;
-		case OPT_AGE:
-			o->age = strtod(optarg, &end);
-			if (*end || end == optarg || !(o->age >= 0 && o->age <= 1))
-				goto bad;
-			break;
-		case OPT_SEED:
-			if (util__parse_count(optarg, &o->seed))
-				goto bad;
-			break;
-		case OPT_SLACK:
-			if (strlen(optarg) >= sizeof(o->slack))
-				goto bad;
-			strcpy(o->slack, optarg);
 			break;
 		case OPT_MOVES:
 			if (util__parse_count(optarg, &o->moves) || !o->moves)
@@ -205,7 +176,7 @@ static int moves__parse(int argc, char **argv, struct moves_opts *o)
 	return 0;
 bad:
 	fprintf(stderr, "vmcompact bench moves: bad value '%s' for %s\nTry 'vmcompact bench moves --help'.\n",
-		optarg, argv[optind - 1]);
+		optarg, bench__opt_name(argv, optind, optarg));
 	return -EINVAL;
 }
 
@@ -253,17 +224,7 @@ static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct)
 /* The `run` options of a guest running verify:forever on every vCPU. */
 static int moves__run_options(const struct moves_opts *o, struct run_options *ro, char *err, size_t errlen)
 {
-	char *argv[] = { "run", "--slack", (char *)o->slack, "--workload", "verify:forever", NULL };
-
-	run__default_options(ro);
-	if (run__parse_args(5, argv, ro, err, errlen))
-		return -EINVAL;
-	ro->mem_bytes = o->mem_bytes;
-	ro->cpus = o->cpus;
-	ro->aging.age = o->age;
-	ro->aging.seed = o->seed;
-	ro->json = true; /* guest console to stderr */
-	return 0;
+	return bench_guest__run_options(&o->guest, "verify:forever", NULL, ro, err, errlen);
 }
 
 /* Verify passes each vCPU has reported so far; false if none reported for stall_ns. */
@@ -463,7 +424,7 @@ static void moves__run(const struct moves_opts *o, struct moves_result *res)
 		k = moves__scatter_size(o, res);
 		if (!k)
 			goto out;
-		if (mm__scatter(&ctx->mm, k, o->seed * 1000003ull + round, &ops, &req, st)) {
+		if (mm__scatter(&ctx->mm, k, o->guest.seed * 1000003ull + round, &ops, &req, st)) {
 			moves__fail(res, "re-aging", st);
 			goto out;
 		}
@@ -546,11 +507,11 @@ static struct json_object *moves__json(const struct moves_opts *o, const struct 
 
 	json_object_object_add(j, "ok", json_object_new_boolean(r->rc == 0));
 	json_object_object_add(j, "error", r->rc ? json_object_new_string(r->err) : NULL);
-	json_object_object_add(j, "mem_bytes", json_object_new_uint64(o->mem_bytes));
-	json_object_object_add(j, "cpus", json_object_new_int((int)o->cpus));
-	json_object_object_add(j, "age", json_object_new_double(o->age));
-	json_object_object_add(j, "seed", json_object_new_uint64(o->seed));
-	json_object_object_add(j, "slack", json_object_new_string(o->slack));
+	json_object_object_add(j, "mem_bytes", json_object_new_uint64(o->guest.mem_bytes));
+	json_object_object_add(j, "cpus", json_object_new_int((int)o->guest.cpus));
+	json_object_object_add(j, "age", json_object_new_double(o->guest.age));
+	json_object_object_add(j, "seed", json_object_new_uint64(o->guest.seed));
+	json_object_object_add(j, "slack", json_object_new_string(o->guest.slack));
 	json_object_object_add(j, "algo", json_object_new_string(defrag_algo_names[o->algo]));
 	json_object_object_add(j, "max_pause_us", json_object_new_double(o->max_pause_ns / 1e3));
 	json_object_object_add(j, "moves_target", json_object_new_uint64(o->moves));
@@ -612,7 +573,7 @@ static void moves__print(const struct moves_opts *o, const struct moves_result *
 	double secs = r->wall_ns / 1e9;
 
 	printf("vmcompact bench moves: %llu MiB guest, %u vCPUs running verify, age %.2f, seed %llu, %s defrag\n",
-	       (unsigned long long)(o->mem_bytes >> 20), o->cpus, o->age, (unsigned long long)o->seed,
+	       (unsigned long long)(o->guest.mem_bytes >> 20), o->guest.cpus, o->guest.age, (unsigned long long)o->guest.seed,
 	       defrag_algo_names[o->algo]);
 	printf("  page moves (4 KiB copy + remap)  %llu (target %llu): scatter %llu, defrag %llu "
 	       "(initial %llu; 4K moves %llu, whole-region copies %llu, ballast %llu, temp %llu)\n",
@@ -669,7 +630,7 @@ int bench_moves__cmd(int argc, char **argv)
 	}
 	if (!o.json)
 		fprintf(stderr, "bench moves: booting %llu MiB at age %.2f with verify on %u vCPUs, target %llu moves\n",
-			(unsigned long long)(o.mem_bytes >> 20), o.age, o.cpus, (unsigned long long)o.moves);
+			(unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age, o.guest.cpus, (unsigned long long)o.moves);
 	moves__run(&o, res);
 	if (res->rc)
 		fprintf(stderr, "vmcompact bench moves: %s\n", res->err);

@@ -1,11 +1,68 @@
 /* bench_vm.c: drive one in-process VM for benchmarks and the demo: boot, sample GUPS, stop. */
 #include "vmm/bench_vm.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
+
+int bench_guest__parse(struct bench_guest *g, int opt, const char *arg)
+{
+	uint64_t v;
+	char *end;
+
+	switch (opt) {
+	case BENCH_OPT_MEM:
+		if (util__parse_size(arg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM)
+			return -EINVAL;
+		g->mem_bytes = v;
+		return 0;
+	case BENCH_OPT_AGE:
+		g->age = strtod(arg, &end);
+		return *end || end == arg || !(g->age >= 0 && g->age <= 1) ? -EINVAL : 0;
+	case BENCH_OPT_SEED:
+		return util__parse_count(arg, &g->seed) ? -EINVAL : 0;
+	case BENCH_OPT_SLACK:
+		if (strlen(arg) >= sizeof(g->slack))
+			return -EINVAL;
+		strcpy(g->slack, arg);
+		return 0;
+	case BENCH_OPT_CPUS:
+		if (util__parse_count(arg, &v) || v < 1 || v > VMC_MAX_VCPUS)
+			return -EINVAL;
+		g->cpus = (uint32_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *bench__opt_name(char **argv, int optind_now, const char *value)
+{
+	return optind_now >= 2 && argv[optind_now - 1] == value ? argv[optind_now - 2] : argv[optind_now - 1];
+}
+
+int bench_guest__run_options(const struct bench_guest *g, const char *workload, const char *const *extra,
+			     struct run_options *ro, char *err, size_t errlen)
+{
+	const char *argv[16] = { "run", "--slack", g->slack, "--workload", workload };
+	int argc = 5;
+
+	for (; extra && *extra && argc < 15; extra++)
+		argv[argc++] = *extra;
+	argv[argc] = NULL;
+	run__default_options(ro);
+	if (run__parse_args(argc, (char **)argv, ro, err, errlen))
+		return -EINVAL;
+	ro->mem_bytes = g->mem_bytes;
+	ro->cpus = g->cpus;
+	ro->aging.age = g->age;
+	ro->aging.seed = g->seed;
+	ro->json = true; /* guest console to stderr */
+	return 0;
+}
 
 int bench_vm__boot(struct run_ctx *ctx, char *err, size_t errlen)
 {

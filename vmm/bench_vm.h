@@ -6,6 +6,33 @@
 #include <stdint.h>
 #include "vmm/run.h"
 
+/* The guest every benchmark boots: size, layout, vCPUs (--mem --age --seed --slack --cpus). */
+struct bench_guest {
+	uint64_t mem_bytes;
+	double age;
+	uint64_t seed;
+	char slack[32];
+	uint32_t cpus;
+};
+
+enum { BENCH_OPT_MEM = 0x100, BENCH_OPT_AGE, BENCH_OPT_SEED, BENCH_OPT_SLACK, BENCH_OPT_CPUS,
+       BENCH_OPT_OWN /* a benchmark's own options start here */ };
+
+#define BENCH_GUEST_LONGOPTS \
+	{ "mem", required_argument, NULL, BENCH_OPT_MEM }, \
+	{ "age", required_argument, NULL, BENCH_OPT_AGE }, \
+	{ "seed", required_argument, NULL, BENCH_OPT_SEED }, \
+	{ "slack", required_argument, NULL, BENCH_OPT_SLACK }, \
+	{ "cpus", required_argument, NULL, BENCH_OPT_CPUS }
+
+/* One of BENCH_GUEST_LONGOPTS: 0, or -EINVAL for a bad value. */
+int bench_guest__parse(struct bench_guest *g, int opt, const char *arg);
+/* The option whose value getopt_long just returned ("--mem 3M" and "--mem=3M" alike). */
+const char *bench__opt_name(char **argv, int optind_now, const char *value);
+/* `run` options for this guest running `workload`; extra: more run flags, NULL-terminated. */
+int bench_guest__run_options(const struct bench_guest *g, const char *workload, const char *const *extra,
+			     struct run_options *ro, char *err, size_t errlen);
+
 /* The guest's cumulative GUPS counters over all vCPUs that run gups, at one instant. */
 struct gups_sample {
 	uint64_t updates[VMC_MAX_VCPUS];

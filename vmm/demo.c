@@ -14,6 +14,7 @@
 #include "vmm/builtin.h"
 #include "vmm/control.h"
 #include "vmm/control_client.h"
+#include "vmm/json_path.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -48,27 +49,17 @@ struct demo_snap {
 
 static struct json_object *jget(struct json_object *o, const char *path)
 {
-	char buf[128], *save = NULL, *k;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (k = strtok_r(buf, ".", &save); k && o; k = strtok_r(NULL, ".", &save))
-		if (!json_object_object_get_ex(o, k, &o))
-			return NULL;
-	return o;
+	return json_path(o, path);
 }
 
 static double jnum(struct json_object *o, const char *path)
 {
-	struct json_object *v = jget(o, path);
-
-	return v ? json_object_get_double(v) : 0.0;
+	return json_path_double(o, path, 0.0);
 }
 
 static uint64_t ju(struct json_object *o, const char *path)
 {
-	struct json_object *v = jget(o, path);
-
-	return v ? (uint64_t)json_object_get_int64(v) : 0;
+	return json_path_u64(o, path);
 }
 
 /* Start `vmcompact run` as a child; its --json result comes back on *out_fd. */

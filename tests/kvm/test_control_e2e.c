@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
+#include "vmm/json_path.h"
 
 #define SKIP 77
 #define MAX_BG 8
@@ -314,33 +315,19 @@ static void proc__dump(const char *what, const struct proc *p)
 /* ------------------------------------------------------------------ */
 /* JSON helpers */
 
-/* "a.b" or "vcpus.1.updates" */
 static struct json_object *jget(struct json_object *j, const char *path)
 {
-	char buf[256], *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *tok = strtok_r(buf, ".", &save); j && tok; tok = strtok_r(NULL, ".", &save)) {
-		if (json_object_is_type(j, json_type_array))
-			j = json_object_array_get_idx(j, (size_t)atoi(tok));
-		else if (!json_object_object_get_ex(j, tok, &j))
-			j = NULL;
-	}
-	return j;
+	return json_path(j, path);
 }
 
 static double jnum(struct json_object *j, const char *path)
 {
-	struct json_object *v = jget(j, path);
-
-	return v ? json_object_get_double(v) : -1e300;
+	return json_path_double(j, path, -1e300);
 }
 
 static const char *jstr(struct json_object *j, const char *path)
 {
-	struct json_object *v = jget(j, path);
-
-	return v ? json_object_get_string(v) : "";
+	return json_path_string(j, path, "");
 }
 
 /* Every JSON value in text, in order (the QMP stream: greeting, replies, events). */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
+#include "vmm/json_path.h"
 
 #define SKIP 77
 
@@ -129,33 +130,19 @@ static void child__free(struct child *c)
 	free(c->err);
 }
 
-/* "a.b" or "vcpus.1.updates" */
 static struct json_object *jget(struct json_object *j, const char *path)
 {
-	char buf[256], *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *tok = strtok_r(buf, ".", &save); j && tok; tok = strtok_r(NULL, ".", &save)) {
-		if (json_object_is_type(j, json_type_array))
-			j = json_object_array_get_idx(j, (size_t)atoi(tok));
-		else if (!json_object_object_get_ex(j, tok, &j))
-			j = NULL;
-	}
-	return j;
+	return json_path(j, path);
 }
 
 static double jnum(struct json_object *j, const char *path)
 {
-	struct json_object *v = jget(j, path);
-
-	return v ? json_object_get_double(v) : -1e300;
+	return json_path_double(j, path, -1e300);
 }
 
 static const char *jstr(struct json_object *j, const char *path)
 {
-	struct json_object *v = jget(j, path);
-
-	return v ? json_object_get_string(v) : "";
+	return json_path_string(j, path, "");
 }
 
 struct tcase {

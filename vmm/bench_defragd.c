@@ -26,7 +26,7 @@ static const char bench_defragd__usage[] =
 "  --cpus N            vCPUs running GUPS (default 1)\n"
 "  --seconds S         length of each window, from boot (default 10)\n"
 "  --proactiveness N   defragd's proactiveness (default 100)\n"
-"  --max-mbps N        defragd's copy-rate budget in MB/s, 0 = unlimited (default: defragd's, 256)\n"
+"  --max-mbps N        defragd's copy-rate budget in MB/s, 0 = unlimited (default: defragd's, 6)\n"
 "  --max-pause-us N    defragd's pause budget per step (default: defragd's, 1000)\n"
 "  --json              machine-readable result on stdout\n";
 

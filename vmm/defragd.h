@@ -23,7 +23,7 @@ struct defragd_policy {
 
 /* kcompactd: 500 ms wakeups, proactiveness 20, defer 1 << COMPACT_MAX_DEFER_SHIFT(6) wakeups. */
 #define DEFRAGD_POLICY_DEFAULTS { .enabled = false, .proactiveness = 20, .interval_ms = 500, \
-				  .max_pause_us = 1000, .max_mbps = 256, .backoff_ms = 32000, \
+				  .max_pause_us = 1000, .max_mbps = 6, .backoff_ms = 32000, \
 				  .regions_per_wakeup = 32 }
 
 /* Limits checked by defragd__check_policy() and the set-defrag-policy command. */

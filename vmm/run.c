@@ -53,6 +53,8 @@ const char run__usage[] =
 "  --max-pause-us N   longest vCPU pause per defrag step (default 1000)\n"
 "  --proactiveness N  background defragmenter aggressiveness 0..100 (default 20, as Linux's\n"
 "                     vm.compaction_proactiveness: act above score 100-N+10, stop at 100-N)\n"
+"  --defrag-max-mbps N  background defragmenter copy budget in MB/s, 0 = unlimited (default 6:\n"
+"                     every moved page costs the guest a shadow-page refault, so gentle)\n"
 "\n"
 "Control:\n"
 "  --name NAME        control socket " "$VMCOMPACT_RUNTIME_DIR or /run/vmcompact" "/NAME.sock;\n"
@@ -68,7 +70,7 @@ const char run__usage[] =
 enum { OPT_MEM = 256, OPT_CPUS, OPT_WORKLOAD, OPT_TIMEOUT, OPT_GRACE, OPT_JSON, OPT_AGENT,
        OPT_SLACK, OPT_POOL_PATH, OPT_NO_PREFAULT, OPT_AGE, OPT_SEED, OPT_BALLAST, OPT_UNMOVABLE,
        OPT_DEFRAG, OPT_DEFRAG_AFTER, OPT_DEFRAG_MODE, OPT_DEFRAG_ALGO, OPT_MAX_PAUSE,
-       OPT_PROACTIVENESS, OPT_NAME, OPT_SOCKET };
+       OPT_PROACTIVENESS, OPT_DEFRAG_MBPS, OPT_NAME, OPT_SOCKET };
 
 static const struct option run_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -91,6 +93,7 @@ static const struct option run_longopts[] = {
 	{ "defrag-algo", required_argument, NULL, OPT_DEFRAG_ALGO },
 	{ "max-pause-us", required_argument, NULL, OPT_MAX_PAUSE },
 	{ "proactiveness", required_argument, NULL, OPT_PROACTIVENESS },
+	{ "defrag-max-mbps", required_argument, NULL, OPT_DEFRAG_MBPS },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "help", no_argument, NULL, 'h' },
@@ -113,6 +116,7 @@ void run__default_options(struct run_options *o)
 	o->defrag_after_ms = RUN_DEFAULT_DEFRAG_AFTER;
 	defrag_request__init(&o->defrag_req);
 	o->proactiveness = 20;
+	o->defrag_max_mbps = -1;
 }
 
 /* A fraction in [0, 1]. */
@@ -326,6 +330,14 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 				return -EINVAL;
 			}
 			o->proactiveness = (int)v;
+			break;
+		case OPT_DEFRAG_MBPS:
+			if (util__parse_count(optarg, &v) || v > DEFRAGD_MBPS_MAX) {
+				snprintf(err, errlen, "--defrag-max-mbps '%s': need 0..%u (0 = unlimited)", optarg,
+					 DEFRAGD_MBPS_MAX);
+				return -EINVAL;
+			}
+			o->defrag_max_mbps = (int64_t)v;
 			break;
 		case OPT_NAME:
 			o->name = optarg;
@@ -903,6 +915,8 @@ static int run__start_control(struct run_ctx *ctx, char *err, size_t errlen)
 	cc.defrag.enabled = ctx->opts.defrag == RUN_DEFRAG_AUTO;
 	cc.defrag.proactiveness = (unsigned)ctx->opts.proactiveness;
 	cc.defrag.max_pause_us = (uint32_t)(ctx->opts.defrag_req.max_pause_ns / 1000);
+	if (ctx->opts.defrag_max_mbps >= 0)
+		cc.defrag.max_mbps = (uint32_t)ctx->opts.defrag_max_mbps;
 	rc = control__start(&ctx->ctl, &ctx->ctl_host, &cc, err, errlen);
 	if (rc) {
 		if (asked)

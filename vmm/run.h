@@ -44,6 +44,7 @@ struct run_options {
 	uint64_t defrag_after_ms;  /* --defrag-after */
 	struct defrag_request defrag_req; /* --defrag-mode --defrag-algo --max-pause-us */
 	int proactiveness;         /* --proactiveness (auto) */
+	int64_t defrag_max_mbps;   /* --defrag-max-mbps (auto); -1: defragd's default */
 	/* control socket */
 	const char *name;          /* --name */
 	const char *socket_path;   /* --socket */

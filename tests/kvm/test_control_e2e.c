@@ -739,7 +739,8 @@ static void test_socat(struct vm *vm)
 static void test_defragd(void)
 {
 	static const char *const args[] = { "--mem", "128M", "--cpus", "2", "--age", "0.9",
-		"--workload", "verify:forever", "--defrag", "auto", "--proactiveness", "100", "--json", NULL };
+		"--workload", "verify:forever", "--defrag", "auto", "--proactiveness", "100",
+		"--defrag-max-mbps", "64", "--json", NULL };
 	struct vm vm;
 	struct json_object *j;
 	double t0, reached = -1, last = -1;

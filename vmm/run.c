@@ -50,6 +50,8 @@ const char run__usage[] =
 "  --defrag-mode M    compact, collapse or full (default full)\n"
 "  --defrag-algo A    planned (default: pages go straight to their final slot) or linux\n"
 "                     (compact_zone() then khugepaged-style collapse, the reference)\n"
+"  --defrag-order N   with --defrag-mode compact: stop once a free block of order N exists\n"
+"                     (default: full compaction, like /proc/sys/vm/compact_memory)\n"
 "  --max-pause-us N   longest vCPU pause per defrag step (default 1000)\n"
 "  --proactiveness N  background defragmenter aggressiveness 0..100 (default 20, as Linux's\n"
 "                     vm.compaction_proactiveness: act above score 100-N+10, stop at 100-N)\n"
@@ -70,7 +72,7 @@ const char run__usage[] =
 enum { OPT_MEM = 256, OPT_CPUS, OPT_WORKLOAD, OPT_TIMEOUT, OPT_GRACE, OPT_JSON, OPT_AGENT,
        OPT_SLACK, OPT_POOL_PATH, OPT_NO_PREFAULT, OPT_AGE, OPT_SEED, OPT_BALLAST, OPT_UNMOVABLE,
        OPT_DEFRAG, OPT_DEFRAG_AFTER, OPT_DEFRAG_MODE, OPT_DEFRAG_ALGO, OPT_MAX_PAUSE,
-       OPT_PROACTIVENESS, OPT_DEFRAG_MBPS, OPT_NAME, OPT_SOCKET };
+       OPT_PROACTIVENESS, OPT_DEFRAG_MBPS, OPT_DEFRAG_ORDER, OPT_NAME, OPT_SOCKET };
 
 static const struct option run_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -94,6 +96,7 @@ static const struct option run_longopts[] = {
 	{ "max-pause-us", required_argument, NULL, OPT_MAX_PAUSE },
 	{ "proactiveness", required_argument, NULL, OPT_PROACTIVENESS },
 	{ "defrag-max-mbps", required_argument, NULL, OPT_DEFRAG_MBPS },
+	{ "defrag-order", required_argument, NULL, OPT_DEFRAG_ORDER },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "help", no_argument, NULL, 'h' },
@@ -330,6 +333,13 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 				return -EINVAL;
 			}
 			o->proactiveness = (int)v;
+			break;
+		case OPT_DEFRAG_ORDER:
+			if (util__parse_count(optarg, &v) || v >= MM_MAX_ORDER) {
+				snprintf(err, errlen, "--defrag-order '%s': need 0..%d", optarg, MM_MAX_ORDER - 1);
+				return -EINVAL;
+			}
+			o->defrag_req.order = (int)v;
 			break;
 		case OPT_DEFRAG_MBPS:
 			if (util__parse_count(optarg, &v) || v > DEFRAGD_MBPS_MAX) {

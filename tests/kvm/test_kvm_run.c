@@ -510,6 +510,23 @@ static void test_memory(void)
 		tcase__end(&t, &none);
 	}
 
+	tcase__begin(&t, "order-9 compaction (--defrag-mode compact --defrag-order 9) under verify");
+	child__run(&c, 60, 0, "run", "--mem", "128M", "--age", "0.9", "--workload", "verify:forever", "--defrag", "once",
+		   "--defrag-mode", "compact", "--defrag-order", "9", "--defrag-after", "0.3", "--timeout", "2",
+		   "--json", NULL);
+	if (expect_clean(&t, &c, 1)) {
+		expect(&t, jnum(c.json, "totals.verify_errors") == 0, "verify_errors %g", jnum(c.json, "totals.verify_errors"));
+		expect(&t, !strcmp(jstr(c.json, "defrag.compact_result"), "success"), "compact_result %s",
+		       jstr(c.json, "defrag.compact_result"));
+		expect(&t, jnum(c.json, "defrag.vmstat.compact_success") == 1, "compact_success %g",
+		       jnum(c.json, "defrag.vmstat.compact_success"));
+		expect(&t, jnum(c.json, "memory.before.buddyinfo.9") + jnum(c.json, "memory.before.buddyinfo.10") == 0,
+		       "an order-9 block was free before");
+		expect(&t, jnum(c.json, "memory.after.buddyinfo.9") + jnum(c.json, "memory.after.buddyinfo.10") >= 1,
+		       "no free order-9 block after");
+	}
+	tcase__end(&t, &c);
+
 	/* A scattered 1 GiB guest needs ~236k mappings: with the default limit it must fail fast and say why. */
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
 	long limit = 0;

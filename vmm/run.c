@@ -801,6 +801,34 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 	return root;
 }
 
+static void run__print_memory(const struct run_ctx *ctx)
+{
+	const struct mm_stat *a = &ctx->mem_after, *b = &ctx->mem_start;
+	const struct defrag_stats *d = &ctx->defrag_stats;
+
+	printf("  memory: pool %llu MiB (%s, %llu of %u blocks huge), age %.2f seed %llu, %llu window VMAs\n",
+	       (unsigned long long)(a->pool_bytes >> 20), pool_backing__name(a->backing),
+	       (unsigned long long)a->huge_blocks, (unsigned)(a->pool_bytes >> 21), ctx->opts.aging.age,
+	       (unsigned long long)ctx->opts.aging.seed, (unsigned long long)a->vmas);
+	printf("  backing_2m: %.3f at start, %.3f at the end (achievable %.3f); buddyinfo", b->backing_2m,
+	       a->backing_2m, a->backing_2m_achievable);
+	for (unsigned o = 0; o < MM_MAX_ORDER; o++)
+		printf(" %llu", (unsigned long long)a->nr_free[o]);
+	printf("\n");
+	if (ctx->opts.defrag != RUN_DEFRAG_ONCE)
+		return;
+	if (!ctx->defrag_ran) {
+		printf("  defrag: did not run: %s\n", ctx->defrag_note[0] ? ctx->defrag_note : "no reason recorded");
+		return;
+	}
+	printf("  defrag (%s, %s): %.3f s, %u regions promoted + %u zero-copy, %llu pages copied "
+	       "(%.3f per promoted page), %llu steps, pause max %.0f us p99 %.0f us%s%s\n",
+	       defrag_mode_names[ctx->opts.defrag_req.mode], defrag_algo_names[ctx->opts.defrag_req.algo],
+	       d->wall_ns / 1e9, d->regions_promoted, d->regions_zero_copy, (unsigned long long)d->pages_copied,
+	       d->copies_per_promoted_page, (unsigned long long)d->steps, d->pause_max_ns / 1e3,
+	       d->pause_p99_ns / 1e3, d->error ? ": " : "", d->error ? d->error_msg : "");
+}
+
 static void run__print_human(const struct run_ctx *ctx)
 {
 	const struct vm *vm = &ctx->vm;
@@ -835,6 +863,7 @@ static void run__print_human(const struct run_ctx *ctx)
 	if (vm->pause.count)
 		printf("  pauses: %llu, avg %.1f us, max %.1f us\n", (unsigned long long)vm->pause.count,
 		       (double)vm->pause.total_ns / (double)vm->pause.count / 1e3, (double)vm->pause.max_ns / 1e3);
+	run__print_memory(ctx);
 }
 
 static const char *run__ctl_status(void *opaque)

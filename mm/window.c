@@ -323,8 +323,8 @@ int vma_budget__check_with(const struct vma_budget *vb, uint64_t needed, uint64_
 	set_msg(err, errlen,
 		"guest window needs %" PRIu64 " mappings but only %" PRIu64 " are available "
 		"(vm.max_map_count = %" PRIu64 ", %" PRIu64 " in use). Raise it with: "
-		"sysctl -w vm.max_map_count=%" PRIu64 " (or run scripts/setup.sh --raise-map-count)",
-		needed, avail, vb->max_map_count, vb->in_use, want);
+		"sysctl -w vm.max_map_count=%" PRIu64 " (or run scripts/setup.sh --raise-map-count=%" PRIu64 ")",
+		needed, avail, vb->max_map_count, vb->in_use, want, want);
 	return -ENOMEM;
 }
 

@@ -2,19 +2,26 @@
 # setup.sh: install vmcompact's build dependencies from Debian and build it (idempotent).
 #
 #   scripts/setup.sh                     install packages (if missing) and build into ./build
-#   scripts/setup.sh --raise-map-count   also raise vm.max_map_count (host-global!) so that large
-#                                        scattered guests fit; prints what it changes
+#   scripts/setup.sh --raise-map-count[=N]  also raise vm.max_map_count (host-global!) to N
+#                                        (default 1048576) so that large scattered guests fit;
+#                                        prints what it changes and how to undo it
 #   scripts/setup.sh --no-build          only install packages
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 build=1
 raise=0
+want=1048576
 for arg in "$@"; do
 	case "$arg" in
 	--raise-map-count) raise=1 ;;
+	--raise-map-count=*)
+		raise=1
+		want=${arg#*=}
+		case "$want" in ''|*[!0-9]*) echo "setup.sh: --raise-map-count=N needs a number" >&2; exit 2 ;; esac
+		;;
 	--no-build) build=0 ;;
-	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,8p' "$0"; exit 0 ;;
 	*) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -39,7 +46,6 @@ fi
 
 # A scattered guest needs about one mapping per 4 KiB page: 1 GiB at --age 0.9 needs ~236k,
 # the default vm.max_map_count is 65530. We never change it unless asked to.
-want=1048576
 have=$(cat /proc/sys/vm/max_map_count)
 if [ "$raise" = 1 ]; then
 	if [ "$have" -lt "$want" ]; then

@@ -331,7 +331,7 @@ static void test_budget(void)
 	const char *want =
 		"guest window needs 236075 mappings but only 64300 are available (vm.max_map_count = 65530, "
 		"230 in use). Raise it with: sysctl -w vm.max_map_count=327680 (or run scripts/setup.sh "
-		"--raise-map-count)";
+		"--raise-map-count=327680)";
 	struct fixture fx;
 	struct window w;
 	char err[512];

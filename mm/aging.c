@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mm/aging.h"
+#include "mm/util.h"
 
 /*
  * The aging model
@@ -44,28 +45,7 @@
  * gpamap__set_owner for ballast). Same seed and sizes give the same layout.
  */
 
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 /* --- PRNG: splitmix64 seeding xoshiro256** (Blackman, Vigna 2018) --- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static inline uint64_t rotl(uint64_t x, int k)
 {
@@ -77,7 +57,7 @@ void rng__seed(struct rng *r, uint64_t seed)
 	uint64_t x = seed;
 
 	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&x);
+		r->s[i] = mm__splitmix64(&x);
 }
 
 uint64_t rng__next(struct rng *r)
@@ -135,12 +115,12 @@ int aging__counts(const struct aging_config *cfg, uint32_t nr_gpfns, uint32_t nr
 	memset(c, 0, sizeof(*c));
 	if (!frac_ok(cfg->age) || !frac_ok(cfg->ballast) || !frac_ok(cfg->unmovable) ||
 	    !frac_ok(cfg->unmovable_scatter)) {
-		set_msg(err, errlen, "aging: age %g, ballast %g, unmovable %g, unmovable_scatter %g must all "
+		mm__set_msg(err, errlen, "aging: age %g, ballast %g, unmovable %g, unmovable_scatter %g must all "
 			"be in [0, 1]", cfg->age, cfg->ballast, cfg->unmovable, cfg->unmovable_scatter);
 		return -EINVAL;
 	}
 	if (nr_gpfns % MM_PAGEBLOCK_FRAMES || nr_frames % MM_PAGEBLOCK_FRAMES || nr_frames < nr_gpfns) {
-		set_msg(err, errlen, "aging: %u guest pages and %u pool frames must be multiples of %u, "
+		mm__set_msg(err, errlen, "aging: %u guest pages and %u pool frames must be multiples of %u, "
 			"the pool at least as large as the guest", nr_gpfns, nr_frames, MM_PAGEBLOCK_FRAMES);
 		return -EINVAL;
 	}
@@ -200,7 +180,7 @@ int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *c
 		return ret;
 	if (b->nr_frames != m->nr_frames || b->nr_free_frames != b->nr_frames ||
 	    m->nr_owned[FRAME_FREE] != m->nr_frames) {
-		set_msg(err, errlen, "aging: needs a fresh buddy allocator and GPA map over the same %u frames",
+		mm__set_msg(err, errlen, "aging: needs a fresh buddy allocator and GPA map over the same %u frames",
 			m->nr_frames);
 		return -EINVAL;
 	}
@@ -244,7 +224,7 @@ int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *c
 		if (role[blk] == BLOCK_OPEN)
 			blocks[nr_open++] = blk;
 	if (c.unmovable_blocks > nr_open) {
-		set_msg(err, errlen, "aging: %u unmovable pageblocks do not fit in %u free blocks",
+		mm__set_msg(err, errlen, "aging: %u unmovable pageblocks do not fit in %u free blocks",
 			c.unmovable_blocks, nr_open);
 		ret = -ENOSPC;
 		goto out;
@@ -268,7 +248,7 @@ int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *c
 	nr_cand = (nr_open - c.unmovable_blocks) * MM_PAGEBLOCK_FRAMES;
 	need = (uint64_t)c.scattered_regions * MM_PAGEBLOCK_FRAMES + c.unmovable_scattered + c.movable;
 	if (need > nr_cand) {
-		set_msg(err, errlen, "aging: %llu scattered frames do not fit in %u candidate frames",
+		mm__set_msg(err, errlen, "aging: %llu scattered frames do not fit in %u candidate frames",
 			(unsigned long long)need, nr_cand);
 		ret = -ENOSPC;
 		goto out;
@@ -299,7 +279,7 @@ int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *c
 
 	/* 5. The buddy allocator gives up exactly the owned frames; then the pageblock types. */
 	if (take_owned(b, m, role, nr_blocks)) {
-		set_msg(err, errlen, "aging: the buddy allocator refused a frame it should have had free");
+		mm__set_msg(err, errlen, "aging: the buddy allocator refused a frame it should have had free");
 		ret = -EIO;
 		goto out;
 	}
@@ -310,7 +290,7 @@ int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *c
 	goto out;
 
 err_nomem:
-	set_msg(err, errlen, "aging: out of memory");
+	mm__set_msg(err, errlen, "aging: out of memory");
 	ret = -ENOMEM;
 out:
 	free(cand);

@@ -13,7 +13,10 @@ struct aging_config {
 	double unmovable_scatter;/* fraction of unmovable frames scattered outside their pageblocks */
 };
 
-#define AGING_DEFAULTS { .age = 0.0, .seed = 1, .ballast = 0.5, .unmovable = 0.25, \
+#define AGING_DEFAULT_BALLAST 0.5
+#define AGING_DEFAULT_UNMOVABLE 0.25
+#define AGING_DEFAULTS { .age = 0.0, .seed = 1, .ballast = AGING_DEFAULT_BALLAST, \
+			 .unmovable = AGING_DEFAULT_UNMOVABLE, \
 			 .unmovable_scatter = 0.002 }
 
 /* What aging__place will put where, in frames (see the model in aging.c). */

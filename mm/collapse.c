@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "mm/compact.h"
+#include "mm/internal.h"
 
 /*
  * Allocation order of a THP in Linux: the smallest free block of order >= 9 on

@@ -11,28 +11,9 @@
 #include <time.h>
 
 #include "mm/mm.h"
+#include "mm/util.h"
 
 #define MM_REGION_BYTES (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
-
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 {
@@ -48,12 +29,12 @@ uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 
 static int mm__prefault_exposed(struct mm *mm, char *err, size_t errlen)
 {
-	uint64_t t = now_ns();
+	uint64_t t = mm__now_ns();
 	int ret;
 
 	mm->block_prefaulted = calloc(mm->pool.nr_blocks, 1);
 	if (!mm->block_prefaulted) {
-		set_msg(err, errlen, "mm: out of memory for %u block flags", mm->pool.nr_blocks);
+		mm__set_msg(err, errlen, "mm: out of memory for %u block flags", mm->pool.nr_blocks);
 		return -ENOMEM;
 	}
 	/* 1: holds a guest page the guest reaches through a 4 KiB mapping */
@@ -64,7 +45,7 @@ static int mm__prefault_exposed(struct mm *mm, char *err, size_t errlen)
 			mm->block_prefaulted[f >> MM_PAGEBLOCK_ORDER] = 1;
 	}
 	ret = pool__prefault_blocks(&mm->pool, mm->block_prefaulted, 1, err, errlen);
-	mm->startup.prefault_ns = now_ns() - t;
+	mm->startup.prefault_ns = mm__now_ns() - t;
 	return ret;
 }
 
@@ -72,7 +53,7 @@ static int mm__prefault_exposed(struct mm *mm, char *err, size_t errlen)
 static void *mm__prefault_thread(void *arg)
 {
 	struct mm *mm = arg;
-	uint64_t t = now_ns();
+	uint64_t t = mm__now_ns();
 	int rc;
 
 	/* One thread, in the background: the vCPUs' start must not wait for a free core. */
@@ -84,7 +65,7 @@ static void *mm__prefault_thread(void *arg)
 	pool__refresh_huge(&mm->pool);
 	pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_lock(&mm->ready_lock);
-	mm->startup.prefault_ns = now_ns() - t;
+	mm->startup.prefault_ns = mm__now_ns() - t;
 	mm->prefault_rc = rc;
 	mm->ready = true;
 	pthread_cond_broadcast(&mm->ready_cond);
@@ -107,21 +88,21 @@ int mm__wait_ready(struct mm *mm)
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
 {
 	struct pool_config pc;
-	uint64_t slack, pool_bytes, needed, t0 = now_ns(), t;
+	uint64_t slack, pool_bytes, needed, t0 = mm__now_ns(), t;
 	uint32_t nr_gpfns, nr_frames;
 	int ret;
 
 	memset(mm, 0, sizeof(*mm));
 	mm->pool.fd = -1;
 	if (!cfg->guest_bytes || cfg->guest_bytes % MM_REGION_BYTES) {
-		set_msg(err, errlen, "guest RAM %" PRIu64 " bytes is not a positive multiple of 2 MiB",
+		mm__set_msg(err, errlen, "guest RAM %" PRIu64 " bytes is not a positive multiple of 2 MiB",
 			cfg->guest_bytes);
 		return -EINVAL;
 	}
 	slack = (cfg->slack_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
 	pool_bytes = cfg->guest_bytes + slack;
 	if (pool_bytes < cfg->guest_bytes || (pool_bytes >> MM_PAGE_SHIFT) >= FRAME_NONE) {
-		set_msg(err, errlen, "pool of %" PRIu64 " MiB guest + %" PRIu64 " MiB slack has too many "
+		mm__set_msg(err, errlen, "pool of %" PRIu64 " MiB guest + %" PRIu64 " MiB slack has too many "
 			"4 KiB frames for 32-bit frame numbers (at most 16 TiB)", cfg->guest_bytes >> 20, slack >> 20);
 		return -EINVAL;
 	}
@@ -131,25 +112,25 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	nr_frames = (uint32_t)(pool_bytes >> MM_PAGE_SHIFT);
 	ret = pthread_mutex_init(&mm->lock, NULL);
 	if (ret) {
-		set_msg(err, errlen, "mm lock: %s", strerror(ret));
+		mm__set_msg(err, errlen, "mm lock: %s", strerror(ret));
 		return -ret;
 	}
 
 	/* The layout first: it decides the VMA count, and costs no memory of the pool. */
 	ret = buddy__init(&mm->buddy, nr_frames);
 	if (ret) {
-		set_msg(err, errlen, "buddy allocator over %u frames: %s", nr_frames, strerror(-ret));
+		mm__set_msg(err, errlen, "buddy allocator over %u frames: %s", nr_frames, strerror(-ret));
 		goto err_lock;
 	}
 	ret = gpamap__init(&mm->map, nr_gpfns, nr_frames);
 	if (ret) {
-		set_msg(err, errlen, "GPA map of %u pages over %u frames: %s", nr_gpfns, nr_frames, strerror(-ret));
+		mm__set_msg(err, errlen, "GPA map of %u pages over %u frames: %s", nr_gpfns, nr_frames, strerror(-ret));
 		goto err_buddy;
 	}
 	ret = aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
 	if (ret)
 		goto err_map;
-	mm->startup.layout_ns = now_ns() - t0;
+	mm->startup.layout_ns = mm__now_ns() - t0;
 
 	/* Refuse before prefaulting gigabytes if the window cannot be mapped. */
 	needed = window__vmas_needed(&mm->map);
@@ -157,16 +138,16 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	if (ret)
 		goto err_map;
 
-	t = now_ns();
+	t = mm__now_ns();
 	pc = (struct pool_config){ .size = pool_bytes, .path = cfg->pool_path,
 				   .prefault = cfg->prefault && !cfg->prefault_async };
 	ret = pool__create(&mm->pool, &pc, err, errlen);
 	if (ret)
 		goto err_map;
-	mm->startup.pool_ns = now_ns() - t;
+	mm->startup.pool_ns = mm__now_ns() - t;
 	mm->startup.prefault_ns = mm->pool.prefault_ns;
 
-	t = now_ns();
+	t = mm__now_ns();
 	ret = window__create(&mm->win, cfg->guest_bytes, mm->pool.fd, err, errlen);
 	if (ret)
 		goto err_pool;
@@ -175,11 +156,11 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	ret = window__map_all(&mm->win, &mm->map, err, errlen);
 	if (ret)
 		goto err_win;
-	mm->startup.map_ns = now_ns() - t;
+	mm->startup.map_ns = mm__now_ns() - t;
 
 	mm->region_huge_mapped = calloc(mm->map.nr_regions, 1);
 	if (!mm->region_huge_mapped) {
-		set_msg(err, errlen, "mm: out of memory for %u region flags", mm->map.nr_regions);
+		mm__set_msg(err, errlen, "mm: out of memory for %u region flags", mm->map.nr_regions);
 		ret = -ENOMEM;
 		goto err_win;
 	}
@@ -201,13 +182,13 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 			goto err_flags;
 		ret = pthread_create(&mm->prefault_thread, NULL, mm__prefault_thread, mm);
 		if (ret) {
-			set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
+			mm__set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
 			ret = -ret;
 			goto err_flags;
 		}
 		mm->prefault_thread_started = true;
 	}
-	mm->startup.total_ns = now_ns() - t0;
+	mm->startup.total_ns = mm__now_ns() - t0;
 	return 0;
 
 err_flags:

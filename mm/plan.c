@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mm/compact.h"
+#include "mm/internal.h"
+#include "mm/util.h"
 
 /*
  * Planned collapse
@@ -37,13 +38,7 @@
  *    - a target block that a chain happened to fill completely is promoted with
  *      one 2 MiB remap (its 4 KiB remaps had merged the region's mappings).
  *    Every guest page is copied once, to its home, except cycle breaks.
- *
- *    DEFRAG_F_CHAINS executes differently: every free target slot s is filled at
- *    once with the page that belongs there (its final copy); the frame f that page
- *    left is free now; if f is a target slot the chain goes on from f (LIFO), else
- *    it ends; evictions and cycle breaks when no slot is free; a block whose
- *    blockers all left takes its region whole. On random layouts it needs more
- *    4 KiB moves than the ordered mode (see tests/mm/bench_defrag_mm.c).
+
  */
 
 #define NO_REGION UINT32_MAX
@@ -73,18 +68,12 @@ struct plan {
 	uint16_t *home;           /* per target block: its region's pages in place */
 	uint16_t *foreign;        /* ... pages of other target regions */
 	uint16_t *evict;          /* ... ballast and pages without a target */
-	uint8_t *queued_fast;     /* block is on the fast queue */
-	struct frame_stack free_slots; /* free frames of target blocks (may hold stale entries) */
 	struct frame_stack spare;      /* free frames outside target blocks */
-	struct frame_stack evictions;  /* target frames holding something to evict */
-	struct frame_stack fast;       /* blocks for the fast path (block numbers) */
 	struct frame_stack complete;   /* blocks holding all their pages (block numbers) */
-	struct frame_stack chain;      /* ordered mode: frames of the chain being followed */
-	bool ordered;                  /* region by region (the default), else chains */
-	uint32_t cur_blk;              /* ordered mode: the block being processed */
-	uint32_t park_blk;             /* ordered mode: target block used for spare frames */
+	struct frame_stack chain;      /* frames of the chain being followed */
+	uint32_t cur_blk;              /* the block being processed */
+	uint32_t park_blk;             /* target block used for spare frames */
 	frame_t park_next;             /* ... and where to look in it next */
-	uint32_t cycle_cursor;
 	uint32_t targets_left;
 	uint64_t to_place, placed;
 };
@@ -163,11 +152,7 @@ static void plan_free(struct plan *p)
 	free(p->home);
 	free(p->foreign);
 	free(p->evict);
-	free(p->queued_fast);
-	fs_free(&p->free_slots);
 	fs_free(&p->spare);
-	fs_free(&p->evictions);
-	fs_free(&p->fast);
 	fs_free(&p->complete);
 	fs_free(&p->chain);
 }
@@ -185,9 +170,8 @@ static int plan_alloc(struct plan *p, struct defrag_engine *e)
 	p->home = calloc(p->nr_blocks + 1, sizeof(uint16_t));
 	p->foreign = calloc(p->nr_blocks + 1, sizeof(uint16_t));
 	p->evict = calloc(p->nr_blocks + 1, sizeof(uint16_t));
-	p->queued_fast = calloc(p->nr_blocks + 1, 1);
 	if (!p->rstate || !p->region_block || !p->block_region || !p->home || !p->foreign ||
-	    !p->evict || !p->queued_fast)
+	    !p->evict)
 		return -ENOMEM;
 	memset(p->region_block, 0xff, (p->nr_regions + 1) * sizeof(uint32_t));
 	memset(p->block_region, 0xff, (p->nr_blocks + 1) * sizeof(uint32_t));
@@ -207,13 +191,6 @@ static int cmp_affinity(const void *a, const void *b)
 	return x->region < y->region ? -1 : x->region > y->region;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * The block r's pages already fill best at their offsets, and how many: the
  * blocks where pages sit in place, sorted, and the longest run of equal values.
@@ -231,7 +208,7 @@ static uint32_t best_affinity(const struct mm *mm, uint32_t r, uint32_t *blk)
 	}
 	if (n < AFFINITY_MIN)
 		return 0;
-	qsort(blocks, n, sizeof(blocks[0]), cmp_u32);
+	qsort(blocks, n, sizeof(blocks[0]), mm__cmp_u32);
 	for (uint32_t i = 0, j; i < n; i = j) {
 		for (j = i; j < n && blocks[j] == blocks[i]; j++)
 			;
@@ -250,7 +227,7 @@ static int cmp_block_key(const void *a, const void *b, void *key)
 
 	if (x != y)
 		return x < y ? -1 : 1;
-	return cmp_u32(a, b);
+	return mm__cmp_u32(a, b);
 }
 
 static void assign(struct plan *p, uint32_t r, uint32_t blk)
@@ -300,10 +277,7 @@ static int plan_targets(struct plan *p)
 		if (p->rstate[r] == RP_DONE || p->rstate[r] == RP_ZERO || defrag__region_in_place(mm, r))
 			p->block_region[block_of(gpamap__frame(&mm->map, r << MM_PAGEBLOCK_ORDER))] = r;
 	}
-	/* Chains fill all targets at once, so a limit keeps only the first ones (GPA order);
-	 * the ordered mode plans all and stops after `limit` regions, the cheapest first. */
-	if (!p->ordered && nr_cand > budget)
-		nr_cand = budget;
+	/* All candidates are planned; execution stops after `limit` regions, the cheapest first. */
 
 	/* Clean blocks: host huge, no unmovable frame, not holding an in-place region. */
 	for (uint32_t blk = 0; blk < p->nr_blocks; blk++) {
@@ -393,14 +367,13 @@ static int plan_lists(struct plan *p)
 				continue;
 			}
 			if (o == FRAME_FREE) {
-				ret = fs_push(&p->free_slots, f);
+				continue;
 			} else if (is_home(p, f)) {
 				p->home[blk]++;
 			} else if (holds_target_page(p, f)) {
 				p->foreign[blk]++;
 			} else {
 				p->evict[blk]++;
-				ret = fs_push(&p->evictions, f);
 			}
 		}
 		if (!target || ret)
@@ -408,17 +381,6 @@ static int plan_lists(struct plan *p)
 		p->to_place += MM_PAGEBLOCK_FRAMES - p->home[blk];
 		if (p->home[blk] == MM_PAGEBLOCK_FRAMES)
 			ret = fs_push(&p->complete, blk);
-		else if (!p->foreign[blk]) {
-			p->queued_fast[blk] = 1;
-			ret = fs_push(&p->fast, blk);
-		}
-	}
-	/* Chains are popped from the top: start with the lowest frames. */
-	for (size_t i = 0, j = p->free_slots.n; i < j / 2; i++) {
-		frame_t t = p->free_slots.v[i];
-
-		p->free_slots.v[i] = p->free_slots.v[j - 1 - i];
-		p->free_slots.v[j - 1 - i] = t;
 	}
 	return ret;
 }
@@ -434,28 +396,19 @@ static int frame_vacated(struct plan *p, frame_t f, bool was_foreign_target_page
 		p->foreign[blk]--;
 	else
 		p->evict[blk]--;
-	if (p->ordered)
-		return 0; /* blocks are picked by their blocker counts, free slots found by scanning */
-	if (!p->foreign[blk] && !p->queued_fast[blk] && !(p->e->req->flags & DEFRAG_F_NO_FAST_PATH)) {
-		p->queued_fast[blk] = 1;
-		if (fs_push(&p->fast, blk))
-			return -ENOMEM;
-	}
-	return fs_push(&p->free_slots, f);
+	return 0; /* blocks are picked by their blocker counts, free slots found by scanning */
 }
 
 static int page_placed(struct plan *p, uint32_t blk)
 {
 	p->home[blk]++;
 	p->placed++;
-	if (!p->ordered) /* ordered runs count progress in regions */
-		p->e->progress_done = p->placed;
 	if (p->home[blk] == MM_PAGEBLOCK_FRAMES)
 		return fs_push(&p->complete, blk);
 	return 0;
 }
 
-/* Ordered mode: the incomplete target block with the most blockers, other than the current one. */
+/* The incomplete target block with the most blockers, other than the current one. */
 static uint32_t pick_park_block(const struct plan *p)
 {
 	uint32_t best = NO_BLOCK, best_key = 0;
@@ -477,7 +430,7 @@ static uint32_t pick_park_block(const struct plan *p)
 }
 
 /*
- * Ordered mode, when no frame outside the targets is free: a free slot of the
+ * When no frame outside the targets is free: a free slot of the
  * target block that will be processed last (the most blockers). What lands there
  * becomes one more blocker of that block.
  */
@@ -511,7 +464,7 @@ static frame_t take_spare(struct plan *p)
 		if (!is_target(p, block_of(f)) && buddy__frame_is_free(&p->mm->buddy, f) &&
 		    !buddy__take(&p->mm->buddy, f))
 			return f;
-	return p->ordered ? take_park_frame(p) : FRAME_NONE;
+	return take_park_frame(p);
 }
 
 /* Move the page in f out to a spare frame (*to, if not NULL). 0, -EAGAIN (no spare frame) or -errno. */
@@ -549,8 +502,8 @@ static int move_to_spare(struct plan *p, frame_t f, unsigned flags, frame_t *to)
 	return 0;
 }
 
-/* Chain link: fill the free target slot s with the page that belongs there. */
-static int chain_fill(struct plan *p, frame_t s)
+/* Fill the free target slot s with the page that belongs there (a 4 KiB move). */
+static int fill_slot(struct plan *p, frame_t s)
 {
 	struct mm *mm = p->mm;
 	struct defrag_engine *e = p->e;
@@ -579,45 +532,6 @@ static int chain_fill(struct plan *p, frame_t s)
 	if (!ret)
 		ret = frame_vacated(p, f, true);
 	return ret;
-}
-
-/* Evict the ballast or target-less page in target slot x. */
-static int evict_one(struct plan *p, frame_t x)
-{
-	enum frame_owner o = gpamap__owner(&p->mm->map, x);
-	int ret;
-
-	if (!is_target(p, block_of(x)) || (o != FRAME_GUEST && o != FRAME_BALLAST_MOVABLE) ||
-	    holds_target_page(p, x))
-		return 0; /* stale */
-	ret = move_to_spare(p, x, 0, NULL);
-	if (ret)
-		return ret;
-	return frame_vacated(p, x, false);
-}
-
-/* Break a cycle: park one misplaced target page on a spare frame. 0, -ENOENT (none), -EAGAIN. */
-static int break_cycle(struct plan *p)
-{
-	for (uint32_t n = 0; n < p->nr_blocks; n++) {
-		uint32_t blk = (p->cycle_cursor + n) % p->nr_blocks;
-		frame_t f0 = block_frame(blk);
-
-		if (!is_target(p, blk) || !p->foreign[blk])
-			continue;
-		p->cycle_cursor = blk;
-		for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES; f++) {
-			int ret;
-
-			if (!holds_target_page(p, f) || is_home(p, f))
-				continue;
-			ret = move_to_spare(p, f, MOVE_TEMP, NULL);
-			if (ret)
-				return ret;
-			return frame_vacated(p, f, true);
-		}
-	}
-	return -ENOENT;
 }
 
 /* All of the region's pages are in place in its block: one 2 MiB remap. */
@@ -655,7 +569,6 @@ static int fast_path(struct plan *p, uint32_t blk)
 	uint64_t cost;
 	int ret;
 
-	p->queued_fast[blk] = 0;
 	if (!is_target(p, blk) || p->foreign[blk] || p->home[blk] == MM_PAGEBLOCK_FRAMES)
 		return 0;
 	cost = defrag__collapse_cost(e, r, MM_PAGEBLOCK_FRAMES - p->home[blk]);
@@ -704,8 +617,6 @@ static int fast_path(struct plan *p, uint32_t blk)
 	}
 	p->home[blk] = MM_PAGEBLOCK_FRAMES;
 	p->placed += copied;
-	if (!p->ordered)
-		e->progress_done = p->placed;
 	return 0;
 }
 
@@ -732,38 +643,7 @@ static int stuck(struct plan *p, const char *why)
 	return -ENOSPC;
 }
 
-/* DEFRAG_F_CHAINS: fill free target slots as they come, LIFO, so each freed slot is refilled next. */
-static int execute_chains(struct plan *p)
-{
-	struct defrag_engine *e = p->e;
-	bool fast_ok = !(e->req->flags & DEFRAG_F_NO_FAST_PATH);
-	int ret = 0;
-
-	while (!ret && p->targets_left) {
-		frame_t x;
-
-		if (fs_pop(&p->complete, &x)) {
-			ret = complete_block(p, x);
-		} else if (fast_ok && fs_pop(&p->fast, &x)) {
-			ret = fast_path(p, x);
-			if (ret == -EAGAIN)
-				ret = 0; /* chains and evictions will fill it */
-		} else if (fs_pop(&p->free_slots, &x)) {
-			ret = chain_fill(p, x);
-		} else if (fs_pop(&p->evictions, &x)) {
-			ret = evict_one(p, x);
-			if (ret == -EAGAIN)
-				ret = stuck(p, "no spare frame to evict into");
-		} else {
-			ret = break_cycle(p);
-			if (ret == -EAGAIN || ret == -ENOENT)
-				ret = stuck(p, "no free frame to move through");
-		}
-	}
-	return ret;
-}
-
-/* --- ordered execution (the default): region by region --- */
+/* --- execution: region by region --- */
 
 /* The incomplete target block with the fewest blockers, then the most pages in place. */
 static uint32_t pick_block(const struct plan *p)
@@ -879,7 +759,7 @@ static int fill_block_4k(struct plan *p, uint32_t blk)
 
 	for (frame_t f = block_frame(blk); f < block_frame(blk) + MM_PAGEBLOCK_FRAMES && !ret; f++)
 		if (is_target(p, blk) && buddy__frame_is_free(&p->mm->buddy, f))
-			ret = chain_fill(p, f);
+			ret = fill_slot(p, f);
 	return ret;
 }
 
@@ -936,30 +816,25 @@ int plan__collapse(struct defrag_engine *e)
 	ret = plan_alloc(&p, e);
 	if (ret)
 		goto out;
-	p.ordered = !(e->req->flags & DEFRAG_F_CHAINS);
 	p.cur_blk = p.park_blk = NO_BLOCK;
-	t = defrag__now_ns();
+	t = mm__now_ns();
 	defrag__hold(e);
 	ret = plan_targets(&p);
 	if (!ret)
 		ret = plan_lists(&p);
 	defrag__release(e);
-	e->st->plan_ns = defrag__now_ns() - t;
+	e->st->plan_ns = mm__now_ns() - t;
 	if (ret)
 		goto out;
 	e->progress_done = 0;
-	if (p.ordered) {
-		uint32_t n = p.targets_left;
-
-		for (uint32_t r = 0; r < p.nr_regions; r++)
-			n += p.rstate[r] == RP_ZERO;
-		e->progress_total = e->req->max_regions && e->req->max_regions < n ? e->req->max_regions : n;
-	} else {
-		e->progress_total = p.to_place;
-	}
+	e->progress_total = p.targets_left;
+	for (uint32_t r = 0; r < p.nr_regions; r++)
+		e->progress_total += p.rstate[r] == RP_ZERO;
+	if (e->req->max_regions && e->req->max_regions < e->progress_total)
+		e->progress_total = e->req->max_regions;
 	ret = zero_copy_all(&p);
 	if (!ret)
-		ret = p.ordered ? execute_ordered(&p) : execute_chains(&p);
+		ret = execute_ordered(&p);
 	defrag__hold(e);
 	/* Targets left incomplete by a cancel or an error are reported as failed (not those a
 	 * max_regions limit left for the next run). */
@@ -967,192 +842,9 @@ int plan__collapse(struct defrag_engine *e)
 		for (uint32_t r = 0; r < p.nr_regions; r++)
 			if (p.rstate[r] == RP_TARGET)
 				e->st->regions_failed++;
-	if (!ret && !p.ordered)
-		e->progress_done = e->progress_total;
 out:
 	if (ret == -ENOMEM)
 		defrag__set_error(e, ret, "planned defrag: out of memory");
 	plan_free(&p);
 	return ret;
-}
-
-/* --- planned compaction: evacuate the cheapest aligned blocks --- */
-
-/*
- * Linux frees a block of order N by migrating everything below where its two
- * scanners meet. Here the cost of freeing each aligned block of order N is known
- * (its movable frames), so the cheapest one is evacuated (order N), or for a full
- * compaction the cheapest floor(free / 2^N) pageblocks: the fewest copies for the
- * same number of free blocks. Evacuated pages fill the smallest free holes first.
- */
-
-/* The smallest free block outside the chunks being evacuated (their frames are all taken). */
-static frame_t take_hole(struct mm *mm)
-{
-	static const enum migratetype order_of_types[] = {
-		MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-	};
-
-	for (size_t t = 0; t < sizeof(order_of_types) / sizeof(order_of_types[0]); t++)
-		for (unsigned o = 0; o < MM_MAX_ORDER; o++) {
-			frame_t h = mm->buddy.area[o].head[order_of_types[t]];
-
-			if (h != FRAME_NONE && !buddy__take(&mm->buddy, h))
-				return h;
-		}
-	return FRAME_NONE;
-}
-
-/* Movable frames in the chunk, or -1 if it cannot be freed. */
-static int64_t chunk_cost(struct defrag_engine *e, frame_t c0, uint32_t len, bool need_huge)
-{
-	const struct mm *mm = e->mm;
-	int64_t cost = 0;
-
-	if (need_huge)
-		for (frame_t f = c0; f < c0 + len; f += MM_PAGEBLOCK_FRAMES)
-			if (!pool__block_is_huge(&mm->pool, f))
-				return -1;
-	if (len < MM_PAGEBLOCK_FRAMES && buddy__pageblock_mt(&mm->buddy, c0) != MIGRATE_MOVABLE)
-		return -1;
-	for (frame_t f = c0; f < c0 + len; f++) {
-		switch (gpamap__owner(&mm->map, f)) {
-		case FRAME_FREE:
-			break;
-		case FRAME_BALLAST_MOVABLE:
-			cost++;
-			break;
-		case FRAME_GUEST:
-			if (e->compound[gpamap__gpfn(&mm->map, f) >> MM_PAGEBLOCK_ORDER])
-				return -1;
-			cost++;
-			break;
-		default:
-			return -1;
-		}
-	}
-	return cost;
-}
-
-static int cmp_chunk(const void *a, const void *b, void *cost)
-{
-	int64_t x = ((const int64_t *)cost)[*(const uint32_t *)a];
-	int64_t y = ((const int64_t *)cost)[*(const uint32_t *)b];
-
-	if (x != y)
-		return x < y ? -1 : 1;
-	return cmp_u32(a, b);
-}
-
-static int evacuate(struct defrag_engine *e, const uint32_t *chunks, uint32_t n, unsigned corder)
-{
-	struct mm *mm = e->mm;
-	uint32_t len = 1U << corder;
-	uint64_t isolated = 0;
-	int ret = 0;
-
-	/* Hold every free frame of the chunks so no evacuated page lands in one. */
-	for (uint32_t i = 0; i < n; i++)
-		for (frame_t f = chunks[i] << corder; f < (chunks[i] + 1) << corder; f++)
-			if (gpamap__owner(&mm->map, f) == FRAME_FREE && !buddy__take(&mm->buddy, f))
-				gpamap__set_owner(&mm->map, f, FRAME_ISOLATED);
-	for (uint32_t i = 0; i < n && !ret; i++) {
-		for (frame_t f = chunks[i] << corder; f < (chunks[i] << corder) + len && !ret; f++) {
-			enum frame_owner o = gpamap__owner(&mm->map, f);
-			frame_t dst;
-
-			if (o != FRAME_GUEST && o != FRAME_BALLAST_MOVABLE)
-				continue;
-			ret = defrag__step_ensure(e, e->est_move_ns);
-			if (ret)
-				break;
-			dst = take_hole(mm);
-			if (dst == FRAME_NONE) {
-				ret = -ENOSPC;
-				break;
-			}
-			ret = defrag__move(e, f, dst, MOVE_KEEP_SRC);
-			if (ret) {
-				buddy__free(&mm->buddy, dst, 0);
-				break;
-			}
-			isolated++;
-			mm->vmstat.compact_isolated++;
-		}
-		e->progress_done = i + 1;
-	}
-	e->st->migrate_isolated += isolated;
-	/* Give the chunks back: they merge into free blocks of the order asked. */
-	defrag__hold(e);
-	for (uint32_t i = 0; i < n; i++)
-		for (frame_t f = chunks[i] << corder; f < (chunks[i] + 1) << corder; f++)
-			if (gpamap__owner(&mm->map, f) == FRAME_ISOLATED) {
-				gpamap__set_owner(&mm->map, f, FRAME_FREE);
-				buddy__free(&mm->buddy, f, 0);
-			}
-	return ret;
-}
-
-enum compact_result plan__compact(struct defrag_engine *e, int order)
-{
-	struct mm *mm = e->mm;
-	unsigned corder = order >= 0 ? (unsigned)order : MM_PAGEBLOCK_ORDER;
-	uint32_t nr_chunks, *idx = NULL, n = 0, take;
-	int64_t *cost = NULL;
-	enum compact_result res;
-	int threshold = e->req->extfrag_threshold > 0 ? e->req->extfrag_threshold : EXTFRAG_THRESHOLD_DEFAULT;
-	bool need_huge = corder >= MM_HPAGE_ORDER && mm->pool.nr_huge_blocks != mm->pool.nr_blocks;
-	int ret;
-
-	if (order >= MM_MAX_ORDER)
-		return COMPACT_NOT_SUITABLE_ZONE;
-	defrag__hold(e);
-	e->st->compact_runs++;
-	if (order >= 0) {
-		res = compaction_suitable(mm, order, threshold);
-		if (res != COMPACT_CONTINUE)
-			return res;
-	}
-	nr_chunks = mm->buddy.nr_frames >> corder;
-	cost = malloc((nr_chunks + 1) * sizeof(*cost));
-	idx = malloc((nr_chunks + 1) * sizeof(*idx));
-	if (!cost || !idx) {
-		defrag__set_error(e, -ENOMEM, "planned compaction: out of memory");
-		res = COMPACT_ABORTED;
-		goto out;
-	}
-	for (uint32_t c = 0; c < nr_chunks; c++) {
-		cost[c] = chunk_cost(e, c << corder, 1U << corder, need_huge);
-		if (cost[c] >= 0)
-			idx[n++] = c;
-	}
-	mm->vmstat.compact_migrate_scanned += (uint64_t)nr_chunks << corder;
-	qsort_r(idx, n, sizeof(*idx), cmp_chunk, cost);
-	/* Frames to free must fit in the free memory: floor(free / chunk) chunks at most. */
-	take = (uint32_t)(mm->buddy.nr_free_frames >> corder);
-	if (order >= 0 && take > 1)
-		take = 1;
-	if (take > n)
-		take = n;
-	/* Chunks already free need nothing; for order N one of them would have been a success. */
-	e->progress_total = take;
-	if (order >= 0)
-		mm->vmstat.compact_stall++;
-	ret = evacuate(e, idx, take, corder);
-	if (ret == -ECANCELED || (ret && ret != -ENOSPC)) {
-		res = COMPACT_ABORTED;
-	} else if (order >= 0) {
-		res = compaction_suitable(mm, order, threshold) == COMPACT_SUCCESS ? COMPACT_SUCCESS
-										     : COMPACT_COMPLETE;
-		if (res == COMPACT_SUCCESS)
-			mm->vmstat.compact_success++;
-		else
-			mm->vmstat.compact_fail++;
-	} else {
-		res = COMPACT_COMPLETE;
-	}
-out:
-	free(cost);
-	free(idx);
-	return res;
 }

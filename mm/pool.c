@@ -19,6 +19,7 @@
 #endif
 
 #include "mm/pool.h"
+#include "mm/util.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -39,30 +40,15 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 
-const char *const pool_backing_names[] = {
+static const char *const pool_backing_names[POOL_BACKING_COUNT] = {
 	[POOL_BACKING_THP] = "thp",
 	[POOL_BACKING_HUGETLB] = "hugetlb",
 	[POOL_BACKING_4K] = "4k",
 };
 
-static uint64_t now_ns(void)
+const char *pool_backing__name(enum pool_backing b)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
+	return (unsigned)b < POOL_BACKING_COUNT ? pool_backing_names[b] : "?";
 }
 
 /* Append to p->note, keeping what is there. */
@@ -166,7 +152,7 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 		snprintf(p->mount_dir, sizeof(p->mount_dir), "/tmp/vmcompact-pool.XXXXXX");
 		if (!mkdtemp(p->mount_dir)) {
 			ret = -errno;
-			set_msg(err, errlen, "cannot create a mount point for the pool tmpfs: %s", strerror(errno));
+			mm__set_msg(err, errlen, "cannot create a mount point for the pool tmpfs: %s", strerror(errno));
 			p->mount_dir[0] = '\0';
 			return ret;
 		}
@@ -175,7 +161,7 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 		 (uint64_t)((p->size + POOL_MOUNT_MARGIN) >> 10));
 	if (mount("tmpfs", p->mount_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
 		ret = -errno;
-		set_msg(err, errlen, "mount -t tmpfs -o %s tmpfs %s: %s", opts, p->mount_dir, strerror(errno));
+		mm__set_msg(err, errlen, "mount -t tmpfs -o %s tmpfs %s: %s", opts, p->mount_dir, strerror(errno));
 		rmdir(p->mount_dir);
 		return ret;
 	}
@@ -183,12 +169,12 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 	fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		set_msg(err, errlen, "create %s: %s", file, strerror(errno));
+		mm__set_msg(err, errlen, "create %s: %s", file, strerror(errno));
 		goto out_umount;
 	}
 	if (ftruncate(fd, (off_t)p->size)) {
 		ret = -errno;
-		set_msg(err, errlen, "size %s to %" PRIu64 " bytes: %s", file, p->size, strerror(errno));
+		mm__set_msg(err, errlen, "size %s to %" PRIu64 " bytes: %s", file, p->size, strerror(errno));
 		close(fd);
 		unlink(file);
 		goto out_umount;
@@ -214,14 +200,14 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 
 	if (statfs(dir, &sfs)) {
 		ret = -errno;
-		set_msg(err, errlen, "pool path %s: %s", dir, strerror(errno));
+		mm__set_msg(err, errlen, "pool path %s: %s", dir, strerror(errno));
 		return ret;
 	}
 	if ((uint64_t)sfs.f_type == HUGETLBFS_MAGIC) {
 		uint64_t hps = (uint64_t)sfs.f_bsize;
 
 		if (hps < POOL_BLOCK_SIZE || p->size % hps) {
-			set_msg(err, errlen, "pool size %" PRIu64 " is not a multiple of %s's huge page size %" PRIu64,
+			mm__set_msg(err, errlen, "pool size %" PRIu64 " is not a multiple of %s's huge page size %" PRIu64,
 				p->size, dir, hps);
 			return -EINVAL;
 		}
@@ -243,7 +229,7 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 				    "huge=always (mount -o remount,huge=always %s)", dir, huge, dir);
 		}
 	} else {
-		set_msg(err, errlen, "pool path %s is neither tmpfs nor hugetlbfs (f_type %#lx): a shared "
+		mm__set_msg(err, errlen, "pool path %s is neither tmpfs nor hugetlbfs (f_type %#lx): a shared "
 			"mapping there would be written back to disk. Use e.g. "
 			"mkdir DIR && mount -t tmpfs -o huge=always tmpfs DIR", dir, (unsigned long)sfs.f_type);
 		return -EINVAL;
@@ -255,14 +241,14 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 		fd = mkostemp(tmpl, O_CLOEXEC);
 		if (fd < 0) {
 			ret = -errno;
-			set_msg(err, errlen, "create a pool file in %s: %s", dir, strerror(errno));
+			mm__set_msg(err, errlen, "create a pool file in %s: %s", dir, strerror(errno));
 			return ret;
 		}
 		unlink(tmpl);
 	}
 	if (ftruncate(fd, (off_t)p->size)) {
 		ret = -errno;
-		set_msg(err, errlen, "size the pool file in %s to %" PRIu64 " bytes: %s", dir, p->size,
+		mm__set_msg(err, errlen, "size the pool file in %s to %" PRIu64 " bytes: %s", dir, p->size,
 			strerror(errno));
 		close(fd);
 		return ret;
@@ -284,7 +270,7 @@ static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen
 		fd = mkostemp(tmpl, O_CLOEXEC);
 		if (fd < 0) {
 			ret = -errno;
-			set_msg(err, errlen, "pool: no private tmpfs (%s), no memfd, no /dev/shm file: %s",
+			mm__set_msg(err, errlen, "pool: no private tmpfs (%s), no memfd, no /dev/shm file: %s",
 				strerror(-mount_err), strerror(errno));
 			return ret;
 		}
@@ -292,7 +278,7 @@ static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen
 	}
 	if (ftruncate(fd, (off_t)p->size)) {
 		ret = -errno;
-		set_msg(err, errlen, "size the pool memfd to %" PRIu64 " bytes: %s", p->size, strerror(errno));
+		mm__set_msg(err, errlen, "size the pool memfd to %" PRIu64 " bytes: %s", p->size, strerror(errno));
 		close(fd);
 		return ret;
 	}
@@ -319,7 +305,7 @@ static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
 	raw = mmap(NULL, p->size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw == MAP_FAILED) {
 		ret = -errno;
-		set_msg(err, errlen, "reserve %" PRIu64 " bytes of address space for the pool: %s",
+		mm__set_msg(err, errlen, "reserve %" PRIu64 " bytes of address space for the pool: %s",
 			p->size + align, strerror(errno));
 		return ret;
 	}
@@ -327,7 +313,7 @@ static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
 	m = mmap(aligned, p->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, p->fd, 0);
 	if (m == MAP_FAILED) {
 		ret = -errno;
-		set_msg(err, errlen, "map the pool (%" PRIu64 " bytes): %s", p->size, strerror(errno));
+		mm__set_msg(err, errlen, "map the pool (%" PRIu64 " bytes): %s", p->size, strerror(errno));
 		munmap(raw, p->size + align);
 		return ret;
 	}
@@ -381,7 +367,7 @@ static void *prefault_worker(void *arg)
  */
 int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, char *err, size_t errlen)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = mm__now_ns();
 
 	for (uint32_t b = 0; b < p->nr_blocks;) {
 		uint32_t e = b;
@@ -395,19 +381,19 @@ int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, cha
 			e++;
 		ret = populate(p->base + (uint64_t)b * POOL_BLOCK_SIZE, (uint64_t)(e - b) * POOL_BLOCK_SIZE);
 		if (ret) {
-			set_msg(err, errlen, "prefault pool blocks %u..%u: %s", b, e - 1, strerror(-ret));
+			mm__set_msg(err, errlen, "prefault pool blocks %u..%u: %s", b, e - 1, strerror(-ret));
 			return ret;
 		}
 		b = e;
 	}
-	p->prefault_ns += now_ns() - t0;
+	p->prefault_ns += mm__now_ns() - t0;
 	return 0;
 }
 
 int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 {
 	struct prefault_job jobs[POOL_PREFAULT_THREADS_MAX];
-	uint64_t t0 = now_ns(), per;
+	uint64_t t0 = mm__now_ns(), per;
 	uint32_t blocks_per;
 	int ret = 0;
 
@@ -441,12 +427,12 @@ int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 			ret = jobs[i].ret;
 	}
 	if (ret) {
-		set_msg(err, errlen, "prefault the pool (%" PRIu64 " MiB): %s%s", p->size >> 20, strerror(-ret),
+		mm__set_msg(err, errlen, "prefault the pool (%" PRIu64 " MiB): %s%s", p->size >> 20, strerror(-ret),
 			ret == -ENOMEM || ret == -EFAULT ?
 				" (tmpfs full, or not enough huge pages in the hugetlbfs pool?)" : "");
 		return ret;
 	}
-	p->prefault_ns = now_ns() - t0;
+	p->prefault_ns = mm__now_ns() - t0;
 	p->prefault_threads = threads;
 	return 0;
 }
@@ -561,7 +547,7 @@ static int refresh_from_smaps(struct pool *p)
 
 int pool__refresh_huge(struct pool *p)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = mm__now_ns();
 	uint32_t n = 0;
 	int ret;
 
@@ -579,7 +565,7 @@ int pool__refresh_huge(struct pool *p)
 	for (uint32_t b = 0; b < p->nr_blocks; b++)
 		n += p->block_huge[b];
 	p->nr_huge_blocks = n;
-	p->refresh_ns = now_ns() - t0;
+	p->refresh_ns = mm__now_ns() - t0;
 	return ret;
 }
 
@@ -700,11 +686,11 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	if (!cfg->size || cfg->size % POOL_BLOCK_SIZE) {
-		set_msg(err, errlen, "pool size %" PRIu64 " is not a positive multiple of 2 MiB", cfg->size);
+		mm__set_msg(err, errlen, "pool size %" PRIu64 " is not a positive multiple of 2 MiB", cfg->size);
 		return -EINVAL;
 	}
 	if ((cfg->size >> MM_PAGE_SHIFT) >= FRAME_NONE) {
-		set_msg(err, errlen, "pool size %" PRIu64 " has too many 4 KiB frames for 32-bit frame numbers",
+		mm__set_msg(err, errlen, "pool size %" PRIu64 " has too many 4 KiB frames for 32-bit frame numbers",
 			cfg->size);
 		return -EINVAL;
 	}
@@ -714,7 +700,7 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 	select_copy(p);
 	p->block_huge = calloc(p->nr_blocks, 1);
 	if (!p->block_huge) {
-		set_msg(err, errlen, "pool: out of memory for %u block flags", p->nr_blocks);
+		mm__set_msg(err, errlen, "pool: out of memory for %u block flags", p->nr_blocks);
 		return -ENOMEM;
 	}
 

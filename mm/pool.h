@@ -11,7 +11,8 @@ enum pool_backing {
 	POOL_BACKING_4K,       /* THP could not be had: every block is 4 KiB pages */
 };
 
-extern const char *const pool_backing_names[];
+#define POOL_BACKING_COUNT (POOL_BACKING_4K + 1)
+const char *pool_backing__name(enum pool_backing b);
 
 struct pool_config {
 	uint64_t size;          /* bytes, multiple of 2 MiB */

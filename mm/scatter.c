@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mm/compact.h"
+#include "mm/internal.h"
+#include "mm/util.h"
 
 /*
  * A long-running host undoes defragmentation: the guest's pages get migrated (NUMA
@@ -20,20 +21,10 @@
 
 #define SCATTER_PROBES 256  /* random probes for a free frame before walking the pool */
 
-/* splitmix64 (Steele, Lea, Flood 2014). */
-static uint64_t scatter__next(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Uniform in [0, n) (Lemire's multiply-shift; the bias is below 2^-32 for n < 2^32). */
 static uint32_t scatter__below(uint64_t *x, uint32_t n)
 {
-	return (uint32_t)(((unsigned __int128)scatter__next(x) * n) >> 64);
+	return (uint32_t)(((unsigned __int128)mm__splitmix64(x) * n) >> 64);
 }
 
 static bool scatter__dst_ok(const struct mm *mm, frame_t f, bool any_mt)

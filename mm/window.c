@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "mm/window.h"
+#include "mm/util.h"
 
 #define WIN_ALIGN (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
 #define WIN_GUARD (2 * WIN_ALIGN) /* extra reservation: a PROT_NONE gap on both sides */
@@ -24,18 +25,6 @@
  * its popcount, kept exact by recomputing the two boundaries a remap can change.
  * tests/mm/test_window.c checks this against /proc/self/maps.
  */
-
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
 
 static inline bool bit_test(const uint64_t *bm, uint64_t i)
 {
@@ -94,7 +83,7 @@ int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size
 	memset(w, 0, sizeof(*w));
 	w->pool_fd = -1;
 	if (!size || size % WIN_ALIGN || (size >> MM_PAGE_SHIFT) >= GPFN_NONE) {
-		set_msg(err, errlen, "guest window size %" PRIu64 " is not a positive multiple of 2 MiB "
+		mm__set_msg(err, errlen, "guest window size %" PRIu64 " is not a positive multiple of 2 MiB "
 			"below 16 TiB", size);
 		return -EINVAL;
 	}
@@ -102,7 +91,7 @@ int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size
 	words = ((uint64_t)w->nr_gpfns + 63) / 64;
 	w->vma_start = calloc(words, sizeof(uint64_t));
 	if (!w->vma_start) {
-		set_msg(err, errlen, "guest window: out of memory for %" PRIu64 " bitmap words", words);
+		mm__set_msg(err, errlen, "guest window: out of memory for %" PRIu64 " bitmap words", words);
 		return -ENOMEM;
 	}
 	w->reserve_size = size + 2 * WIN_GUARD;
@@ -110,7 +99,7 @@ int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size
 	if (raw == MAP_FAILED) {
 		int ret = -errno;
 
-		set_msg(err, errlen, "reserve %" PRIu64 " bytes of address space for the guest window: %s",
+		mm__set_msg(err, errlen, "reserve %" PRIu64 " bytes of address space for the guest window: %s",
 			w->reserve_size, strerror(errno));
 		free(w->vma_start);
 		w->vma_start = NULL;
@@ -171,13 +160,13 @@ int window__map_all(struct window *w, const struct gpamap *m, char *err, size_t 
 	int ret;
 
 	if (m->nr_gpfns != w->nr_gpfns) {
-		set_msg(err, errlen, "guest window has %u pages, the GPA map %u", w->nr_gpfns, m->nr_gpfns);
+		mm__set_msg(err, errlen, "guest window has %u pages, the GPA map %u", w->nr_gpfns, m->nr_gpfns);
 		return -EINVAL;
 	}
 	needed = window__vmas_needed(m);
 	ret = vma_budget__read(&vb);
 	if (ret) {
-		set_msg(err, errlen, "read the VMA budget (/proc/sys/vm/max_map_count, /proc/self/maps): %s",
+		mm__set_msg(err, errlen, "read the VMA budget (/proc/sys/vm/max_map_count, /proc/self/maps): %s",
 			strerror(-ret));
 		return ret;
 	}
@@ -194,7 +183,7 @@ int window__map_all(struct window *w, const struct gpamap *m, char *err, size_t 
 			;
 		ret = map_range(w, start, g - start, f);
 		if (ret) {
-			set_msg(err, errlen, "map GPA %#" PRIx64 "+%#" PRIx64 " of the guest window: %s",
+			mm__set_msg(err, errlen, "map GPA %#" PRIx64 "+%#" PRIx64 " of the guest window: %s",
 				(uint64_t)start << MM_PAGE_SHIFT, (uint64_t)(g - start) << MM_PAGE_SHIFT,
 				strerror(-ret));
 			return ret;
@@ -202,7 +191,7 @@ int window__map_all(struct window *w, const struct gpamap *m, char *err, size_t 
 	}
 	ret = advise(w, 0, w->nr_gpfns);
 	if (ret) {
-		set_msg(err, errlen, "madvise(MADV_HUGEPAGE) the guest window: %s", strerror(-ret));
+		mm__set_msg(err, errlen, "madvise(MADV_HUGEPAGE) the guest window: %s", strerror(-ret));
 		return ret;
 	}
 	w->nr_vmas = 0;
@@ -320,7 +309,7 @@ int vma_budget__check_with(const struct vma_budget *vb, uint64_t needed, uint64_
 	 * the mappings that 4 KiB moves add while compaction runs; a multiple of 64 Ki. */
 	want = (vb->in_use + needed + headroom) * 5 / 4;
 	want = (want + 65535) & ~65535ULL;
-	set_msg(err, errlen,
+	mm__set_msg(err, errlen,
 		"guest window needs %" PRIu64 " mappings but only %" PRIu64 " are available "
 		"(vm.max_map_count = %" PRIu64 ", %" PRIu64 " in use). Raise it with: "
 		"sysctl -w vm.max_map_count=%" PRIu64 " (or run scripts/setup.sh --raise-map-count=%" PRIu64 ")",
@@ -334,7 +323,7 @@ int vma_budget__check(uint64_t needed, char *err, size_t errlen)
 	int ret = vma_budget__read(&vb);
 
 	if (ret) {
-		set_msg(err, errlen, "read the VMA budget (/proc/sys/vm/max_map_count, /proc/self/maps): %s",
+		mm__set_msg(err, errlen, "read the VMA budget (/proc/sys/vm/max_map_count, /proc/self/maps): %s",
 			strerror(-ret));
 		return ret;
 	}

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "vmm/defrag_job.h"
+#include "vmm/util.h"
 
 const char *const defrag_job_state_names[] = {
 	[DEFRAG_JOB_IDLE] = "idle",
@@ -19,12 +20,9 @@ const char *const defrag_origin_names[] = {
 	[DEFRAG_ORIGIN_AUTO] = "auto",
 };
 
-uint64_t defrag_job__now_ns(void)
+const char *defrag_job_info__error(const struct defrag_job_info *info)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return info->stats.error_msg[0] ? info->stats.error_msg : strerror(-info->error);
 }
 
 int defrag_job__init(struct defrag_job *job, struct mm *mm, const struct mm_step_ops *ops,
@@ -60,21 +58,42 @@ static void job__progress(void *ctx, uint64_t done, uint64_t total)
 {
 	struct defrag_job *job = ctx;
 	struct defrag_job_info copy;
-	uint64_t now = defrag_job__now_ns();
+	uint64_t now = util__now_ns();
 	bool report = false;
+
+	struct defrag_job_hooks hooks;
 
 	pthread_mutex_lock(&job->lock);
 	job->info.done = done;
 	job->info.total = total;
-	if (job->hooks.on_progress && now - job->last_progress_ns >= job->progress_interval_ns) {
+	hooks = job->hooks;
+	if (hooks.on_progress && now - job->last_progress_ns >= job->progress_interval_ns) {
 		job->last_progress_ns = now;
 		copy = job->info;
 		report = true;
+		job->hook_calls++;   /* set_hooks waits for us before the hooks' owner goes away */
 	}
 	pthread_mutex_unlock(&job->lock);
 
-	if (report)
-		job->hooks.on_progress(job->hooks.ctx, &copy);
+	if (!report)
+		return;
+	hooks.on_progress(hooks.ctx, &copy);
+	pthread_mutex_lock(&job->lock);
+	job->hook_calls--;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+void defrag_job__set_hooks(struct defrag_job *job, const struct defrag_job_hooks *hooks)
+{
+	pthread_mutex_lock(&job->lock);
+	while (job->hook_calls)
+		pthread_cond_wait(&job->cond, &job->lock);
+	if (hooks)
+		job->hooks = *hooks;
+	else
+		memset(&job->hooks, 0, sizeof(job->hooks));
+	pthread_mutex_unlock(&job->lock);
 }
 
 static void *job__thread(void *arg)
@@ -87,7 +106,7 @@ static void *job__thread(void *arg)
 	r = mm__defrag(job->mm, &job->req, job->ops, &st);
 
 	pthread_mutex_lock(&job->lock);
-	job->info.finished_ns = defrag_job__now_ns();
+	job->info.finished_ns = util__now_ns();
 	job->info.stats = st;
 	job->info.has_result = true;
 	job->info.error = r < 0 ? r : 0;
@@ -151,7 +170,7 @@ int defrag_job__start(struct defrag_job *job, const struct defrag_request *req,
 	job->info.algo = req->algo;
 	job->info.order = req->order;
 	job->info.done = job->info.total = 0;
-	job->info.started_ns = defrag_job__now_ns();
+	job->info.started_ns = util__now_ns();
 	job->info.finished_ns = 0;
 	job->info.error = 0;
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mm/compact.h"
+#include "mm/defrag.h"
 
 enum defrag_job_state {
 	DEFRAG_JOB_IDLE,       /* nothing ever ran */
@@ -38,6 +38,9 @@ struct defrag_job_info {
 	struct defrag_stats stats;
 };
 
+/* Why a job failed: the engine's message, else the errno's. */
+const char *defrag_job_info__error(const struct defrag_job_info *info);
+
 /*
  * Called on the job thread. on_progress runs without the job lock and is
  * throttled to one call per progress_interval_ns; on_finish runs with the job
@@ -56,6 +59,7 @@ struct defrag_job {
 	struct mm *mm;
 	const struct mm_step_ops *ops;
 	struct defrag_job_hooks hooks;
+	unsigned hook_calls;       /* on_progress calls in flight (made without the lock) */
 	uint64_t progress_interval_ns;
 
 	pthread_t thread;
@@ -70,6 +74,8 @@ struct defrag_job {
 
 int defrag_job__init(struct defrag_job *job, struct mm *mm, const struct mm_step_ops *ops,
 		     const struct defrag_job_hooks *hooks);
+/* Replace the hooks (NULL: none); returns once no call to the old ones is in flight. */
+void defrag_job__set_hooks(struct defrag_job *job, const struct defrag_job_hooks *hooks);
 /* Cancels a running job, waits for it and frees what init took. */
 void defrag_job__exit(struct defrag_job *job);
 
@@ -93,6 +99,5 @@ bool defrag_job__wait_timeout(struct defrag_job *job, uint64_t id, unsigned time
 void defrag_job__snapshot(struct defrag_job *job, struct defrag_job_info *info);
 bool defrag_job__running(struct defrag_job *job);
 
-uint64_t defrag_job__now_ns(void);
 
 #endif

@@ -4,7 +4,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/control.h"
+#include "vmm/host.h"
+#include "vmm/util.h"
 #include "vmm/defragd.h"
 #include "vmm/mm_json.h"
 
@@ -94,15 +95,13 @@ static void timespec__add_ms(struct timespec *ts, uint32_t ms)
 
 static bool defragd__host_running(struct defragd *d)
 {
-	struct control_host *h = d->host;
-
-	return !h->status || strcmp(h->status(h->ctx), "running") == 0;
+	return strcmp(vmm_host__status(d->host), "running") == 0;
 }
 
 static void defragd__backoff(struct defragd *d, const struct defragd_policy *p)
 {
 	d->counters.backoffs++;
-	d->backoff_until_ns = defrag_job__now_ns() + (uint64_t)p->backoff_ms * 1000000ULL;
+	d->backoff_until_ns = util__now_ns() + (uint64_t)p->backoff_ms * 1000000ULL;
 	d->state = DEFRAGD_BACKOFF;
 }
 
@@ -124,7 +123,7 @@ static void defragd__wakeup(struct defragd *d, const struct defragd_policy *p)
 	int r;
 
 	if (d->state == DEFRAGD_BACKOFF) {
-		if (defrag_job__now_ns() < d->backoff_until_ns)
+		if (util__now_ns() < d->backoff_until_ns)
 			return;
 		d->state = DEFRAGD_IDLE;
 	}
@@ -236,7 +235,7 @@ static void *defragd__thread(void *arg)
 	return NULL;
 }
 
-int defragd__start(struct defragd *d, struct control_host *host, const struct defragd_policy *p)
+int defragd__start(struct defragd *d, struct vmm_host *host, const struct defragd_policy *p)
 {
 	char err[128];
 	int r;

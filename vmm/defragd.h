@@ -6,10 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mm/defrag.h"
 #include "mm/mm.h"
 #include "vmm/defrag_job.h"
 
-struct control_host;
+struct vmm_host;
 
 struct defragd_policy {
 	bool enabled;                /* "auto": off by default, like a VM without --defrag auto */
@@ -22,8 +23,11 @@ struct defragd_policy {
 };
 
 /* kcompactd: 500 ms wakeups, proactiveness 20, defer 1 << COMPACT_MAX_DEFER_SHIFT(6) wakeups. */
-#define DEFRAGD_POLICY_DEFAULTS { .enabled = false, .proactiveness = 20, .interval_ms = 500, \
-				  .max_pause_us = 1000, .max_mbps = 6, .backoff_ms = 32000, \
+#define DEFRAGD_DEFAULT_PROACTIVENESS 20   /* vm.compaction_proactiveness */
+#define DEFRAGD_DEFAULT_MAX_MBPS 6         /* each moved page costs the guest a shadow-page refault */
+#define DEFRAGD_POLICY_DEFAULTS { .enabled = false, .proactiveness = DEFRAGD_DEFAULT_PROACTIVENESS, \
+				  .interval_ms = 500, .max_pause_us = DEFRAG_MAX_PAUSE_US_DEFAULT, \
+				  .max_mbps = DEFRAGD_DEFAULT_MAX_MBPS, .backoff_ms = 32000, \
 				  .regions_per_wakeup = 32 }
 
 /* Limits checked by defragd__check_policy() and the set-defrag-policy command. */
@@ -60,7 +64,7 @@ struct defragd {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct defrag_job *job;        /* shared with manual jobs: one at a time */
-	struct control_host *host;
+	struct vmm_host *host;
 	struct defragd_policy policy;
 	uint64_t policy_gen;
 	struct defragd_counters counters;
@@ -82,7 +86,7 @@ int defragd__check_policy(const struct defragd_policy *p, char *err, size_t errl
 
 int defragd__init(struct defragd *d, struct defrag_job *job);
 /* Starts the thread; it only works while policy->enabled. host->mm must be valid. */
-int defragd__start(struct defragd *d, struct control_host *host, const struct defragd_policy *p);
+int defragd__start(struct defragd *d, struct vmm_host *host, const struct defragd_policy *p);
 int defragd__set_policy(struct defragd *d, const struct defragd_policy *p, char *err, size_t errlen);
 void defragd__snapshot(struct defragd *d, struct defragd_policy *p, struct defragd_counters *c,
 		       enum defragd_state *state);

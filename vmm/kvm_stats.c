@@ -75,7 +75,7 @@ int kvm_stats__read_named(const struct kvm_stats *st, const char *name, uint64_t
 	return -ENOENT;
 }
 
-int kvm_stats__read(struct vm *vm, struct kvm_vm_stats *out)
+int kvm_stats__read(struct vm *vm, struct kvm_pages *out)
 {
 	int rc;
 

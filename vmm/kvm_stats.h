@@ -9,8 +9,8 @@
 
 struct vm;
 
-/* How guest RAM is mapped by KVM right now (shadow/TDP entries by size). */
-struct kvm_vm_stats {
+/* KVM's own view of guest RAM: how many pages it maps with 4 KiB / 2 MiB / 1 GiB entries. */
+struct kvm_pages {
 	bool valid;               /* false if the kernel has no stats fd or lacks the names */
 	uint64_t pages_4k, pages_2m, pages_1g;
 };
@@ -27,6 +27,6 @@ void kvm_stats__close(struct kvm_stats *st);
 /* One counter (first element) by name; -ENOENT if the kernel does not have it. */
 int kvm_stats__read_named(const struct kvm_stats *st, const char *name, uint64_t *val);
 /* pages_4k/2m/1g of this VM. */
-int kvm_stats__read(struct vm *vm, struct kvm_vm_stats *out);
+int kvm_stats__read(struct vm *vm, struct kvm_pages *out);
 
 #endif

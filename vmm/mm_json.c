@@ -1,57 +1,10 @@
 /* mm_json.c: guest-memory statistics as JSON, with /proc-style names (buddyinfo, vmstat...). */
 #include "vmm/mm_json.h"
+#include "vmm/json.h"
 
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
-
-static void jadd(struct json_object *o, const char *key, struct json_object *v)
-{
-	json_object_object_add(o, key, v);
-}
-
-static void jadd_u64(struct json_object *o, const char *key, uint64_t v)
-{
-	json_object_object_add(o, key, json_object_new_uint64(v));
-}
-
-/* A double printed with a fixed number of decimals (json-c keeps the text). */
-static struct json_object *jfixed(double v, int decimals)
-{
-	char buf[64];
-
-	if (!isfinite(v))
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-	return json_object_new_double_s(v, buf);
-}
-
-const char *pool_backing__name(enum pool_backing b)
-{
-	switch (b) {
-	case POOL_BACKING_THP: return "thp";
-	case POOL_BACKING_HUGETLB: return "hugetlb";
-	case POOL_BACKING_4K: return "4k";
-	}
-	return "unknown";
-}
-
-const char *compact_result__name(enum compact_result r)
-{
-	static const char *const names[] = {
-		[COMPACT_NOT_SUITABLE_ZONE] = "not_suitable_zone",
-		[COMPACT_SKIPPED] = "skipped",
-		[COMPACT_CONTINUE] = "continue",
-		[COMPACT_COMPLETE] = "complete",
-		[COMPACT_PARTIAL_SKIPPED] = "partial_skipped",
-		[COMPACT_SUCCESS] = "success",
-		[COMPACT_ABORTED] = "aborted",
-	};
-
-	if ((unsigned)r < sizeof(names) / sizeof(names[0]) && names[r])
-		return names[r];
-	return "unknown";
-}
 
 double kvm_pages__coverage_2m(const struct kvm_pages *k)
 {
@@ -72,7 +25,7 @@ struct json_object *mm_json__vmstat(const struct mm_vmstat *v)
 {
 	struct json_object *o = json_object_new_object();
 
-#define VMSTAT(field) jadd_u64(o, #field, v->field)
+#define VMSTAT(field) json__add_u64(o, #field, v->field)
 	VMSTAT(compact_migrate_scanned);
 	VMSTAT(compact_free_scanned);
 	VMSTAT(compact_isolated);
@@ -96,10 +49,10 @@ struct json_object *mm_json__kvm(const struct kvm_pages *k)
 	if (!k || !k->valid)
 		return NULL;
 	o = json_object_new_object();
-	jadd_u64(o, "pages_4k", k->pages_4k);
-	jadd_u64(o, "pages_2m", k->pages_2m);
-	jadd_u64(o, "pages_1g", k->pages_1g);
-	jadd(o, "coverage_2m", jfixed(kvm_pages__coverage_2m(k), 4));
+	json__add_u64(o, "pages_4k", k->pages_4k);
+	json__add_u64(o, "pages_2m", k->pages_2m);
+	json__add_u64(o, "pages_1g", k->pages_1g);
+	json__add(o, "coverage_2m", json__fixed(kvm_pages__coverage_2m(k), 4));
 	return o;
 }
 
@@ -108,7 +61,7 @@ static struct json_object *index_json(const int *v)
 	struct json_object *a = json_object_new_array();
 
 	for (unsigned o = 0; o < MM_MAX_ORDER; o++)
-		json_object_array_add(a, jfixed(v[o] / 1000.0, 3));
+		json_object_array_add(a, json__fixed(v[o] / 1000.0, 3));
 	return a;
 }
 
@@ -117,60 +70,60 @@ struct json_object *mm_json__stat(const struct mm_stat *st, const struct kvm_pag
 	struct json_object *o = json_object_new_object(), *t, *u, *a;
 	unsigned ord, mt;
 
-	jadd_u64(o, "guest_bytes", st->guest_bytes);
-	jadd_u64(o, "pool_bytes", st->pool_bytes);
-	jadd_u64(o, "slack_bytes", st->slack_bytes);
-	jadd(o, "pool_backing", json_object_new_string(pool_backing__name(st->backing)));
-	jadd_u64(o, "huge_blocks", st->huge_blocks);
-	jadd(o, "huge_blocks_exact", json_object_new_boolean(st->huge_exact));
-	jadd_u64(o, "metadata_bytes", st->metadata_bytes);
-	jadd(o, "metadata_fraction", jfixed(st->guest_bytes ? (double)st->metadata_bytes / st->guest_bytes : 0, 5));
-	jadd_u64(o, "vmas", st->vmas);
+	json__add_u64(o, "guest_bytes", st->guest_bytes);
+	json__add_u64(o, "pool_bytes", st->pool_bytes);
+	json__add_u64(o, "slack_bytes", st->slack_bytes);
+	json__add(o, "pool_backing", json_object_new_string(pool_backing__name(st->backing)));
+	json__add_u64(o, "huge_blocks", st->huge_blocks);
+	json__add(o, "huge_blocks_exact", json_object_new_boolean(st->huge_exact));
+	json__add_u64(o, "metadata_bytes", st->metadata_bytes);
+	json__add(o, "metadata_fraction", json__fixed(st->guest_bytes ? (double)st->metadata_bytes / st->guest_bytes : 0, 5));
+	json__add_u64(o, "vmas", st->vmas);
 
 	t = json_object_new_object();
-	jadd_u64(t, "total", st->nr_regions);
-	jadd_u64(t, "in_order", st->regions_in_order);
-	jadd_u64(t, "backed_2m", st->regions_backed_2m);
-	jadd_u64(t, "achievable", st->regions_achievable);
-	jadd(o, "regions", t);
-	jadd(o, "backing_2m", jfixed(st->backing_2m, 4));
-	jadd(o, "backing_2m_achievable", jfixed(st->backing_2m_achievable, 4));
-	jadd(o, "backing_2m_of_achievable", jfixed(st->regions_achievable ?
+	json__add_u64(t, "total", st->nr_regions);
+	json__add_u64(t, "in_order", st->regions_in_order);
+	json__add_u64(t, "backed_2m", st->regions_backed_2m);
+	json__add_u64(t, "achievable", st->regions_achievable);
+	json__add(o, "regions", t);
+	json__add(o, "backing_2m", json__fixed(st->backing_2m, 4));
+	json__add(o, "backing_2m_achievable", json__fixed(st->backing_2m_achievable, 4));
+	json__add(o, "backing_2m_of_achievable", json__fixed(st->regions_achievable ?
 		(double)st->regions_backed_2m / st->regions_achievable : 0, 4));
-	jadd_u64(o, "backing_score", mm_stat__backing_score(st));
-	jadd_u64(o, "fragmentation_score", st->frag_score);
+	json__add_u64(o, "backing_score", mm_stat__backing_score(st));
+	json__add_u64(o, "fragmentation_score", st->frag_score);
 
 	a = json_object_new_array();
 	for (ord = 0; ord < MM_MAX_ORDER; ord++)
 		json_object_array_add(a, json_object_new_uint64(st->nr_free[ord]));
-	jadd(o, "buddyinfo", a);
+	json__add(o, "buddyinfo", a);
 
 	t = json_object_new_object();
-	jadd(t, "page_block_order", json_object_new_int(MM_PAGEBLOCK_ORDER));
-	jadd(t, "pages_per_block", json_object_new_int(MM_PAGEBLOCK_FRAMES));
+	json__add(t, "page_block_order", json_object_new_int(MM_PAGEBLOCK_ORDER));
+	json__add(t, "pages_per_block", json_object_new_int(MM_PAGEBLOCK_FRAMES));
 	u = json_object_new_object();
 	for (mt = 0; mt < MIGRATE_TYPES; mt++) {
 		a = json_object_new_array();
 		for (ord = 0; ord < MM_MAX_ORDER; ord++)
 			json_object_array_add(a, json_object_new_uint64(st->nr_free_mt[ord][mt]));
-		jadd(u, migratetype_names[mt], a);
+		json__add(u, migratetype_names[mt], a);
 	}
-	jadd(t, "free", u);
+	json__add(t, "free", u);
 	u = json_object_new_object();
 	for (mt = 0; mt < MIGRATE_TYPES; mt++)
-		jadd_u64(u, migratetype_names[mt], st->pageblocks_mt[mt]);
-	jadd(t, "blocks", u);
-	jadd(o, "pagetypeinfo", t);
+		json__add_u64(u, migratetype_names[mt], st->pageblocks_mt[mt]);
+	json__add(t, "blocks", u);
+	json__add(o, "pagetypeinfo", t);
 
-	jadd(o, "extfrag_index", index_json(st->fragindex));
-	jadd(o, "unusable_index", index_json(st->unusable));
+	json__add(o, "extfrag_index", index_json(st->fragindex));
+	json__add(o, "unusable_index", index_json(st->unusable));
 
 	t = json_object_new_object();
 	for (ord = 0; ord < FRAME_OWNERS; ord++)
-		jadd_u64(t, frame_owner_names[ord], st->frames_owned[ord]);
-	jadd(o, "frames", t);
-	jadd(o, "kvm", mm_json__kvm(kvm));
-	jadd(o, "vmstat", mm_json__vmstat(&st->vmstat));
+		json__add_u64(t, frame_owner_names[ord], st->frames_owned[ord]);
+	json__add(o, "frames", t);
+	json__add(o, "kvm", mm_json__kvm(kvm));
+	json__add(o, "vmstat", mm_json__vmstat(&st->vmstat));
 	return o;
 }
 
@@ -178,30 +131,30 @@ struct json_object *mm_json__defrag_stats(const struct defrag_stats *st)
 {
 	struct json_object *o = json_object_new_object();
 
-	jadd(o, "compact_result", json_object_new_string(compact_result__name(st->compact_result)));
-	jadd(o, "seconds", jfixed(st->wall_ns / 1e9, 4));
-	jadd(o, "plan_ms", jfixed(st->plan_ns / 1e6, 3));
-	jadd_u64(o, "steps", st->steps);
-	jadd_u64(o, "pages_copied", st->pages_copied);
-	jadd_u64(o, "pages_moved_4k", st->pages_moved_4k);
-	jadd_u64(o, "guest_pages_moved", st->guest_pages_moved);
-	jadd_u64(o, "copies_guest", st->copies_guest);
-	jadd_u64(o, "copies_ballast", st->copies_ballast);
-	jadd_u64(o, "copies_temp", st->copies_temp);
-	jadd(o, "copies_per_promoted_page", jfixed(st->copies_per_promoted_page, 3));
-	jadd(o, "copies_per_moved_page", jfixed(st->copies_per_moved_page, 3));
-	jadd_u64(o, "remaps_2m", st->remaps_2m);
-	jadd_u64(o, "regions_promoted", st->regions_promoted);
-	jadd_u64(o, "regions_zero_copy", st->regions_zero_copy);
-	jadd_u64(o, "regions_fast_path", st->regions_fast_path);
-	jadd_u64(o, "regions_failed", st->regions_failed);
-	jadd_u64(o, "regions_blocked", st->regions_blocked);
-	jadd_u64(o, "regions_achievable", st->regions_achievable);
-	jadd_u64(o, "regions_backed_2m", st->regions_backed_2m);
-	jadd(o, "pause_max_us", jfixed(st->pause_max_ns / 1e3, 1));
-	jadd(o, "pause_p99_us", jfixed(st->pause_p99_ns / 1e3, 1));
-	jadd(o, "pause_total_ms", jfixed(st->pause_total_ns / 1e6, 3));
-	jadd(o, "error", st->error ? json_object_new_string(st->error_msg) : NULL);
-	jadd(o, "vmstat", mm_json__vmstat(&st->delta));
+	json__add(o, "compact_result", json_object_new_string(compact_result__name(st->compact_result)));
+	json__add(o, "seconds", json__fixed(st->wall_ns / 1e9, 4));
+	json__add(o, "plan_ms", json__fixed(st->plan_ns / 1e6, 3));
+	json__add_u64(o, "steps", st->steps);
+	json__add_u64(o, "pages_copied", st->pages_copied);
+	json__add_u64(o, "pages_moved_4k", st->pages_moved_4k);
+	json__add_u64(o, "guest_pages_moved", st->guest_pages_moved);
+	json__add_u64(o, "copies_guest", st->copies_guest);
+	json__add_u64(o, "copies_ballast", st->copies_ballast);
+	json__add_u64(o, "copies_temp", st->copies_temp);
+	json__add(o, "copies_per_promoted_page", json__fixed(st->copies_per_promoted_page, 3));
+	json__add(o, "copies_per_moved_page", json__fixed(st->copies_per_moved_page, 3));
+	json__add_u64(o, "remaps_2m", st->remaps_2m);
+	json__add_u64(o, "regions_promoted", st->regions_promoted);
+	json__add_u64(o, "regions_zero_copy", st->regions_zero_copy);
+	json__add_u64(o, "regions_fast_path", st->regions_fast_path);
+	json__add_u64(o, "regions_failed", st->regions_failed);
+	json__add_u64(o, "regions_blocked", st->regions_blocked);
+	json__add_u64(o, "regions_achievable", st->regions_achievable);
+	json__add_u64(o, "regions_backed_2m", st->regions_backed_2m);
+	json__add(o, "pause_max_us", json__fixed(st->pause_max_ns / 1e3, 1));
+	json__add(o, "pause_p99_us", json__fixed(st->pause_p99_ns / 1e3, 1));
+	json__add(o, "pause_total_ms", json__fixed(st->pause_total_ns / 1e6, 3));
+	json__add(o, "error", st->error ? json_object_new_string(st->error_msg) : NULL);
+	json__add(o, "vmstat", mm_json__vmstat(&st->delta));
 	return o;
 }

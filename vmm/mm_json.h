@@ -3,16 +3,12 @@
 #define VMC_VMM_MM_JSON_H
 
 #include <stdint.h>
-#include "mm/compact.h"
+#include "mm/defrag.h"
 #include "mm/mm.h"
+#include "vmm/kvm_stats.h"
 
 struct json_object;
 
-/* KVM's own view: how many guest pages it maps with 4 KiB / 2 MiB / 1 GiB entries. */
-struct kvm_pages {
-	bool valid;
-	uint64_t pages_4k, pages_2m, pages_1g;
-};
 
 /* Share of the guest memory KVM maps that it maps with 2 MiB (or larger) entries. */
 double kvm_pages__coverage_2m(const struct kvm_pages *k);
@@ -26,7 +22,5 @@ struct json_object *mm_json__defrag_stats(const struct defrag_stats *st);
 /* 100 * (achievable - backed) / achievable: how far the guest is from full 2 MiB backing. */
 unsigned mm_stat__backing_score(const struct mm_stat *st);
 
-const char *pool_backing__name(enum pool_backing b);
-const char *compact_result__name(enum compact_result r);
 
 #endif

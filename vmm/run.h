@@ -1,23 +1,26 @@
-/* run.h: the `vmcompact run` command: options, guest RAM, the VM's life, the result. */
+/* run.h: one VM's life: options, guest RAM, KVM VM and vCPUs, its defrag job and defragd, the result. */
 #ifndef VMC_VMM_RUN_H
 #define VMC_VMM_RUN_H
 
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <json-c/json.h>
-#include "mm/compact.h"
+#include "mm/defrag.h"
 #include "mm/mm.h"
-#include "vmm/control.h"
+#include "vmm/host.h"
 #include "vmm/kvm_stats.h"
 #include "vmm/mm_json.h"
 #include "vmm/vm.h"
 #include "vmm/workload.h"
 
+#define RUN_AGENT_NAME "vmcompact-agent"
+/* Defaults are plain literals so that usage texts can print them (VMC_STR). */
 #define RUN_DEFAULT_MEM        (1ull << 30)
-#define RUN_DEFAULT_STOP_GRACE 5000   /* ms from a stop request to a force stop */
-#define RUN_DEFAULT_SLACK_PCT  6.0    /* pool slack, % of guest RAM */
-#define RUN_DEFAULT_DEFRAG_AFTER 1000 /* ms of warm-up before --defrag once */
+#define RUN_DEFAULT_STOP_GRACE_S 5    /* from a stop request to a force stop */
+#define RUN_DEFAULT_SLACK_PCT  6      /* pool slack, % of guest RAM */
+#define RUN_DEFAULT_DEFRAG_AFTER_S 1  /* warm-up before --defrag once */
 
 #define RUN_MAX_WORKLOADS 4
 
@@ -62,7 +65,7 @@ struct run_ctx {
 	struct mm mm;              /* guest memory: frame pool, buddy, GPA map, window */
 	bool mm_created;
 	struct mm_stat mem_start, mem_before, mem_after; /* at start, before defrag, at the end */
-	struct kvm_pages kvm_before, kvm_after;
+	struct kvm_pages kvm_before, kvm_after; /* kvm_after: read just before teardown */
 	bool have_before;
 	/* --defrag once */
 	pthread_t defrag_thread;
@@ -71,49 +74,48 @@ struct run_ctx {
 	int defrag_rc;
 	struct defrag_stats defrag_stats;
 	char defrag_note[320];
-	/* control socket (every VM has one; --name/--socket choose it) */
-	struct control_server ctl;
-	struct control_host ctl_host;
+	/* what the control plane and defragd see; owns the VM's defrag job and defragd */
+	struct vmm_host host;
 	struct mm_step_ops step_ops;
-	bool ctl_started;
-	int stop_efd;              /* control's `stop` pokes it; the main loop stops the guest */
+	int stop_efd;              /* host->request_stop pokes it; the owner's wait loop stops the guest */
 	struct vm vm;
 	bool vm_created;
-	struct kvm_vm_stats kvm_stats;   /* read just before teardown */
 	bool stop_requested, stop_by_signal, stop_by_timeout;
 	int exit_code;
 };
 
-extern const char run__usage[];
-
 void run__default_options(struct run_options *o);
-/* 0: parsed; 1: --help printed; -EINVAL: message in err (exit code 2). */
+/* run_args.c: 0: parsed; 1: --help printed; -EINVAL: message in err (exit code 2). */
 int run__parse_args(int argc, char **argv, struct run_options *o, char *err, size_t errlen);
+void run_args__usage(FILE *f);
 /* Path of the agent next to the running executable (or in the build tree). */
 int run__find_agent(char *path, size_t len, char *err, size_t errlen);
-/* Boot, run and tear down one VM. Returns the process exit code. */
-int run__execute(struct run_ctx *ctx);
 
 /*
- * The same life in pieces, for benchmarks and the demo that drive a VM in-process:
- * run__boot (guest RAM, VM, vCPUs started; --defrag once armed), then the caller's work,
- * run__request_stop + run__wait_exited, run__collect (final stats, exit code), run__teardown.
- * ctx->opts must be filled (run__default_options + changes) and t_start_ns set.
+ * A VM's life in pieces, for `vmcompact run` and for benchmarks and the demo that drive a
+ * VM in-process: run__boot (guest RAM, VM, vCPUs, defrag job and defragd started; --defrag
+ * once armed), then the caller's work, run__request_stop + run__wait_exited, run__collect
+ * (final stats, exit code), run__teardown. ctx->opts must be filled (run__default_options
+ * + changes) and t_start_ns set. run__boot returns 0 or the -errno that stopped it.
  */
 int run__boot(struct run_ctx *ctx, char *err, size_t errlen);
+/* Ask the guest to stop (the first call only); force_at gets the force-stop deadline. */
+void run__stop(struct run_ctx *ctx, uint64_t now_ns, uint64_t *force_at);
 void run__request_stop(struct run_ctx *ctx);
 /* true once every vCPU has ended; false after timeout_ms. */
 bool run__wait_exited(struct run_ctx *ctx, uint64_t timeout_ms);
 void run__collect(struct run_ctx *ctx);
 void run__teardown(struct run_ctx *ctx);
-/* The machine-readable result (caller puts it). */
+
+/* run_result.c: the machine-readable result (caller puts it) and the human one. */
 struct json_object *run__result_json(const struct run_ctx *ctx);
+void run__print_human(const struct run_ctx *ctx);
+/* Seconds of guest time in TSC cycles. */
+double run__guest_seconds(const struct run_ctx *ctx, uint64_t cycles);
 
 /* Pool slack in bytes from --slack (size or % of --mem), rounded up to 2 MiB. */
 uint64_t run__slack_bytes(const struct run_options *o);
 /* Pause/resume hooks for the defrag engine over this run's vCPUs. */
 void run__step_ops(struct run_ctx *ctx, struct mm_step_ops *ops);
-
-int cmd_run(int argc, char **argv);
 
 #endif

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A macro's value as a string literal: usage texts print defaults from the one constant. */
+#define VMC_STR_(x) #x
+#define VMC_STR(x) VMC_STR_(x)
+
 uint64_t util__now_ns(void);             /* CLOCK_MONOTONIC */
 uint64_t util__process_start_ns(void);   /* CLOCK_MONOTONIC taken before main() */
 

@@ -90,15 +90,16 @@ static const char *fake__status(void *ctx)
 }
 
 /* Fake KVM stats derived from the real layout: 2 MiB entries for regions in order. */
-static int fake__kvm_stats(void *ctx, uint64_t *p4k, uint64_t *p2m, uint64_t *p1g)
+static int fake__kvm_stats(void *ctx, struct kvm_pages *k)
 {
 	struct harness *h = ctx;
 	struct mm_stat st;
 
 	mm__stat(&h->mm, &st);
-	*p2m = st.regions_backed_2m;
-	*p4k = (st.guest_bytes >> 12) - (uint64_t)st.regions_backed_2m * 512;
-	*p1g = 0;
+	k->valid = true;
+	k->pages_2m = st.regions_backed_2m;
+	k->pages_4k = (st.guest_bytes >> 12) - (uint64_t)st.regions_backed_2m * 512;
+	k->pages_1g = 0;
 	return 0;
 }
 
@@ -128,6 +129,7 @@ static void *fake__main(void *arg)
 	if (h->stop_requested && !h->quit) {
 		snprintf(h->status, sizeof(h->status), "shutdown");
 		pthread_mutex_unlock(&h->lock);
+		vmm_host__cancel_defrag(&h->host);
 		control__destroy(&h->srv, "host-qmp-stop");
 		pthread_mutex_lock(&h->lock);
 		h->srv_live = false;
@@ -204,6 +206,8 @@ void harness__init(struct harness *h, const char *name, const struct harness_opt
 	h->host.request_stop = fake__request_stop;
 	h->host.add_status = fake__add_status;
 
+	r = vmm_host__start_defrag(&h->host, o->policy, err, sizeof(err));
+	CHECKF(r == 0, "vmm_host__start_defrag: %s", err);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	CHECK(pthread_create(&h->main_thread, NULL, fake__main, h) == 0);
@@ -251,9 +255,11 @@ void harness__fini(struct harness *h)
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	pthread_join(h->main_thread, NULL);
+	vmm_host__cancel_defrag(&h->host);
 	if (h->srv_live)
 		control__destroy(&h->srv, NULL);
 	h->srv_live = false;
+	vmm_host__stop_defrag(&h->host);
 	CHECKF(h->pauses == h->resumes, "vCPU pauses %llu != resumes %llu",
 	       (unsigned long long)h->pauses, (unsigned long long)h->resumes);
 	if (h->mm_live)

@@ -11,9 +11,9 @@
 
 #include <json-c/json.h>
 
-#include "mm/compact.h"
+#include "mm/defrag.h"
 #include "mm/mm.h"
-#include "vmm/control.h"
+#include "vmm/control/control.h"
 #include "vmm/mm_json.h"
 
 #define CHECK(cond)                                                                   \
@@ -37,7 +37,7 @@ struct harness {
 	struct mm mm;
 	bool mm_live;
 	struct mm_step_ops ops;
-	struct control_host host;
+	struct vmm_host host;
 	struct control_server srv;
 	bool srv_live;
 
@@ -61,6 +61,7 @@ struct harness_opts {
 	double age;                    /* default 1.0: every region scattered */
 	uint64_t seed;
 	const struct control_config *cfg; /* NULL: control_config__init + name */
+	const struct defragd_policy *policy; /* defragd's; NULL: DEFRAGD_POLICY_DEFAULTS */
 	bool no_server;
 };
 

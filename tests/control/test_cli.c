@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "tests/control/harness.h"
-#include "vmm/control_client.h"
+#include "vmm/control/cli.h"
+#include "vmm/control/client.h"
 
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))

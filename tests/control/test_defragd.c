@@ -49,21 +49,22 @@ static void test_wmarks_and_score(void)
 	printf("ok watermarks, backing score, policy limits\n");
 }
 
-static void policy_cfg(struct control_config *cfg, const char *name, unsigned proactiveness,
-		       unsigned interval_ms, unsigned regions)
+static void policy_init(struct defragd_policy *p, unsigned proactiveness, unsigned interval_ms,
+			unsigned regions)
 {
-	control_config__init(cfg);
-	cfg->name = name;
-	cfg->defrag.enabled = true;
-	cfg->defrag.proactiveness = proactiveness;
-	cfg->defrag.interval_ms = interval_ms;
-	cfg->defrag.regions_per_wakeup = regions;
-	cfg->defrag.max_mbps = 0;
+	static const struct defragd_policy defaults = DEFRAGD_POLICY_DEFAULTS;
+
+	*p = defaults;
+	p->enabled = true;
+	p->proactiveness = proactiveness;
+	p->interval_ms = interval_ms;
+	p->regions_per_wakeup = regions;
+	p->max_mbps = 0;
 }
 
 static void snapshot(struct harness *h, struct defragd_counters *c, enum defragd_state *s)
 {
-	defragd__snapshot(&h->srv.defragd, NULL, c, s);
+	defragd__snapshot(&h->host.defragd, NULL, c, s);
 }
 
 /* Wait until defragd has been idle (or backing off) for a few wakeups in a row. */
@@ -92,7 +93,7 @@ static void wait_settled(struct harness *h, unsigned timeout_ms)
 static void test_proactive_rounds(void)
 {
 	struct harness h;
-	struct control_config cfg;
+	struct defragd_policy pol;
 	struct defragd_counters c, c2;
 	enum defragd_state s;
 	struct mm_stat before, after;
@@ -101,8 +102,8 @@ static void test_proactive_rounds(void)
 	unsigned score0, low = defragd__wmark(100, true);
 
 	/* proactiveness 100: compact until the score is <= 5, 4 regions per wakeup */
-	policy_cfg(&cfg, "daemon", 100, 20, 4);
-	harness__init(&h, "daemon", &(struct harness_opts){ .cfg = &cfg });
+	policy_init(&pol, 100, 20, 4);
+	harness__init(&h, "daemon", &(struct harness_opts){ .policy = &pol });
 	harness__stat(&h, &before);
 	score0 = mm_stat__backing_score(&before);
 	CHECK(raw__connect(&r, h.srv.path) == 0);
@@ -159,15 +160,15 @@ static void test_proactive_rounds(void)
 static void test_hysteresis(void)
 {
 	struct harness h;
-	struct control_config cfg;
+	struct defragd_policy pol;
 	struct defragd_counters c;
 	enum defragd_state s;
 	struct mm_stat before, after;
 	unsigned score;
 
 	/* Linux's default proactiveness 20: start over 90, stop at or under 80, then rest */
-	policy_cfg(&cfg, "hyst", 20, 20, 2);
-	harness__init(&h, "hyst", &(struct harness_opts){ .cfg = &cfg });
+	policy_init(&pol, 20, 20, 2);
+	harness__init(&h, "hyst", &(struct harness_opts){ .policy = &pol });
 	harness__stat(&h, &before);
 	if (!harness__thp(&h) || mm_stat__backing_score(&before) <= 90) {
 		printf("  (no THP pool or score %u <= 90: hysteresis not checked)\n",

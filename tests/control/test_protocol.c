@@ -172,7 +172,7 @@ static void test_queries(void)
 	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st.backing_2m) < 1e-4);
 	CHECKF(!hyphen_key(jpath(o, "return")), "query-memory key '%s'", hyphen_key(jpath(o, "return")));
 	/* query-memory is mm_json's picture, the one `run --json` prints */
-	kvm.valid = h.host.kvm_stats(h.host.ctx, &kvm.pages_4k, &kvm.pages_2m, &kvm.pages_1g) >= 0;
+	kvm.valid = h.host.kvm_stats(h.host.ctx, &kvm) >= 0;
 	ref = mm_json__stat(&st, &kvm);
 	snprintf(txt, sizeof(txt), "%s", json_object_to_json_string_ext(jpath(o, "return"),
 								   JSON_C_TO_STRING_PLAIN));
@@ -434,7 +434,7 @@ static void wait_gated(struct harness *h)
 
 	while (!h->at_gate && h__now_ms() < end)
 		h__sleep_ms(1);
-	CHECK(h->at_gate && defrag_job__running(&h->srv.job));
+	CHECK(h->at_gate && defrag_job__running(&h->host.job));
 }
 
 static void test_defrag_jobs(void)

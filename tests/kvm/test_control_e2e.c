@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
-#include "vmm/json_path.h"
+#include "vmm/json.h"
 
 #define SKIP 77
 #define MAX_BG 8

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
-#include "vmm/json_path.h"
+#include "vmm/json.h"
 
 #define SKIP 77
 

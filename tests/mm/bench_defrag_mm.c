@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mm/compact.h"
+#include "mm/defrag.h"
 
 #define SKIP 77
 
@@ -21,10 +21,8 @@ struct variant {
 static const struct variant variants[] = {
 	{ "planned", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, 0,
 	  "planned, region by region (fewest blockers first), each copied whole" },
-	{ "planned-chains", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, DEFRAG_F_CHAINS,
-	  "planned, chains from free slots, whole copy only into clean blocks" },
-	{ "planned-4k", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, DEFRAG_F_CHAINS | DEFRAG_F_NO_FAST_PATH,
-	  "planned, chains only: every page a 4 KiB move" },
+	{ "planned-4k", DEFRAG_FULL, DEFRAG_ALGO_PLANNED, DEFRAG_F_NO_FAST_PATH,
+	  "planned, region by region, every page a 4 KiB move (no whole-region copy)" },
 	{ "linux", DEFRAG_FULL, DEFRAG_ALGO_LINUX, 0,
 	  "Linux: compact_zone(order -1), then khugepaged collapse (+ order-9 direct compaction)" },
 	{ "linux-collapse", DEFRAG_COLLAPSE, DEFRAG_ALGO_LINUX, 0,
@@ -97,7 +95,7 @@ static void usage(FILE *f)
 		   "                       [--run NAME]... [--list] [--no-hugepage-advice]\n"
 		   "Builds an aged pool (default 1G guest, 60M slack, age 0.9) afresh for each run and\n"
 		   "defragments it with no-op pause hooks: the engine's own cost. Default runs: planned,\n"
-		   "planned-chains, planned-4k, linux. --no-hugepage-advice is an experiment: the window's\n"
+		   "planned-4k, linux. --no-hugepage-advice is an experiment: the window's\n"
 		   "remaps skip madvise(MADV_HUGEPAGE) (its VMA count model no longer holds then).\n");
 }
 

@@ -84,7 +84,7 @@ static void bench_mm_create(uint64_t guest, uint64_t slack, const struct aging_c
 	       mm.startup.map_ns / 1e6, (unsigned long long)st.vmas, (long long)window__count_host_vmas(&mm.win),
 	       st.regions_in_order, st.nr_regions, (unsigned long long)st.huge_blocks, mm.pool.nr_blocks,
 	       st.huge_exact ? "exact" : "guessed", st.regions_achievable, 100.0 * st.metadata_bytes / guest,
-	       pool_backing_names[st.backing]);
+	       pool_backing__name(st.backing));
 
 	if (moves) {
 		struct rng r;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mm/compact.h"
+#include "mm/internal.h"
 #include "testutil.h"
 
 #define DC_SKIP 77
@@ -296,7 +296,7 @@ static inline void dc_print(const char *what, const struct defrag_stats *st)
 	printf("  %-26s %-15s %7.1f ms, %7llu copies (guest %llu ballast %llu temp %llu), %6llu 4K, "
 	       "promoted %u+%u zero (fast %u) failed %u, backed %u/%u achievable, %.3f copies/promoted "
 	       "page, %llu steps, pause max %.0f us p99 %.0f us\n",
-	       what, compact_result_names[st->compact_result], st->wall_ns / 1e6,
+	       what, compact_result__name(st->compact_result), st->wall_ns / 1e6,
 	       (unsigned long long)st->pages_copied, (unsigned long long)st->copies_guest,
 	       (unsigned long long)st->copies_ballast, (unsigned long long)st->copies_temp,
 	       (unsigned long long)st->pages_moved_4k, st->regions_promoted, st->regions_zero_copy,

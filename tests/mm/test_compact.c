@@ -47,13 +47,13 @@ static void test_suitable(uint64_t seed)
 		buddy__contig_page_info(&mm->buddy, (unsigned)order, &info);
 		fi = fragmentation_index(&info, (unsigned)order);
 		if (fi == -1000)
-			CHECKF(r == COMPACT_SUCCESS, "order %d: fragindex -1000 but %s", order, compact_result_names[r]);
+			CHECKF(r == COMPACT_SUCCESS, "order %d: fragindex -1000 but %s", order, compact_result__name(r));
 		else if (mm->buddy.nr_free_frames < (2ULL << order))
-			CHECKF(r == COMPACT_SKIPPED, "order %d: too little free but %s", order, compact_result_names[r]);
+			CHECKF(r == COMPACT_SKIPPED, "order %d: too little free but %s", order, compact_result__name(r));
 		else if (order > PAGE_ALLOC_COSTLY_ORDER && fi <= EXTFRAG_THRESHOLD_DEFAULT)
-			CHECKF(r == COMPACT_SKIPPED, "order %d: fragindex %d but %s", order, fi, compact_result_names[r]);
+			CHECKF(r == COMPACT_SKIPPED, "order %d: fragindex %d but %s", order, fi, compact_result__name(r));
 		else
-			CHECKF(r == COMPACT_CONTINUE, "order %d: fragindex %d, %s", order, fi, compact_result_names[r]);
+			CHECKF(r == COMPACT_CONTINUE, "order %d: fragindex %d, %s", order, fi, compact_result__name(r));
 		/* A threshold of 1000 calls every costly failure a lack of memory. */
 		if (order > PAGE_ALLOC_COSTLY_ORDER && fi >= 0)
 			CHECK_EQ(compaction_suitable(mm, order, 1000), COMPACT_SKIPPED);
@@ -90,7 +90,7 @@ static void test_order(uint64_t seed, enum defrag_algo algo, int order, uint64_t
 	req.algo = algo;
 	req.order = order;
 	ret = mm__defrag(&env.mm, &req, NULL, &st);
-	snprintf(what, sizeof(what), "%s order %d", defrag_algo_names[algo], order);
+	snprintf(what, sizeof(what), "%s order %d", defrag_algo__name(algo), order);
 	dc_print(what, &st);
 	CHECKF(ret == 0, "%s", st.error_msg);
 	after = dc_free_blocks(&env.mm, (unsigned)order);
@@ -109,10 +109,10 @@ static void test_order(uint64_t seed, enum defrag_algo algo, int order, uint64_t
 		CHECK_EQ(st.delta.compact_success + st.delta.compact_fail, 1);
 		CHECK_EQ(st.delta.compact_success, st.compact_result == COMPACT_SUCCESS);
 		if (algo == DEFRAG_ALGO_PLANNED || order < 10)
-			CHECKF(st.compact_result == COMPACT_SUCCESS, "%s", compact_result_names[st.compact_result]);
+			CHECKF(st.compact_result == COMPACT_SUCCESS, "%s", compact_result__name(st.compact_result));
 		else
 			CHECKF(st.compact_result == COMPACT_SUCCESS || st.compact_result == COMPACT_COMPLETE, "%s",
-			       compact_result_names[st.compact_result]);
+			       compact_result__name(st.compact_result));
 		if (st.compact_result == COMPACT_SUCCESS)
 			CHECK(after > before);
 		CHECK(st.pages_copied > 0);

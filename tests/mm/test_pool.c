@@ -153,7 +153,7 @@ static void test_path_huge_never(void)
 	CHECK_EQ(p.nr_huge_blocks, 0);
 	fill_frame(&p, 5);
 	CHECK(frame_has(&p, 5, 5));
-	printf("pool on %s: backing %s, note: %s\n", dir, pool_backing_names[p.backing], p.note);
+	printf("pool on %s: backing %s, note: %s\n", dir, pool_backing__name(p.backing), p.note);
 	pool__destroy(&p);
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
@@ -179,7 +179,7 @@ static int fallback_child(void)
 	fill_frame(&p, 3);
 	pool__copy_frame(&p, 1000, 3);
 	CHECK(frame_has(&p, 1000, 3));
-	printf("non-root fallback: backing %s, %u/%u huge\n  note: %s\n", pool_backing_names[p.backing],
+	printf("non-root fallback: backing %s, %u/%u huge\n  note: %s\n", pool_backing__name(p.backing),
 	       p.nr_huge_blocks, p.nr_blocks, p.note);
 	pool__destroy(&p);
 	return 0;
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 	CHECK_EQ(p.nr_frames, 64 * MiB / 4096);
 	CHECK_EQ(p.nr_blocks, 32);
 	printf("pool 64 MiB: backing %s, %u/%u blocks huge (%s), prefault %.2f ms, refresh %.3f ms, copy %s\n"
-	       "  note: %s\n", pool_backing_names[p.backing], p.nr_huge_blocks, p.nr_blocks,
+	       "  note: %s\n", pool_backing__name(p.backing), p.nr_huge_blocks, p.nr_blocks,
 	       p.huge_exact ? "pagemap+kpageflags" : "smaps guess", p.prefault_ns / 1e6, p.refresh_ns / 1e6,
 	       p.copy_impl, p.note);
 	/* Nothing may be left behind: the mount is detached and its directory gone. */
@@ -243,7 +243,7 @@ int main(int argc, char **argv)
 			skip_reason = 1;
 		}
 	} else {
-		printf("SKIP THP checks: pool backing is %s: %s\n", pool_backing_names[p.backing], p.note);
+		printf("SKIP THP checks: pool backing is %s: %s\n", pool_backing__name(p.backing), p.note);
 		skip_reason = 1;
 	}
 	pool__destroy(&p);

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <json-c/json.h>
-#include "vmm/builtin.h"
+#include "vmm/bench/bench.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 

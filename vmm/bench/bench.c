@@ -1,7 +1,7 @@
 /* bench.c: `vmcompact bench SUBCOMMAND`: a table of benchmarks. */
 #include <stdio.h>
 #include <string.h>
-#include "vmm/builtin.h"
+#include "vmm/bench/bench.h"
 #include "vmm/vm.h"
 
 struct bench_cmd {

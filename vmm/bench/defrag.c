@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vmm/bench_defrag_baseline.h"
-#include "vmm/bench_vm.h"
-#include "vmm/builtin.h"
+#include "vmm/bench/defrag_baseline.h"
+#include "vmm/bench/guest.h"
+#include "vmm/bench/bench.h"
 #include "vmm/util.h"
 
 static const char bench_defrag__usage[] =
@@ -179,7 +179,7 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		goto guest_ended;
 	res->gups_before = bench_vm__measure_gups(ctx, o->gups_ms);
 	mm__stat(&ctx->mm, &res->before);
-	bench_vm__kvm_pages(ctx, &res->kvm_before);
+	kvm_stats__read(&ctx->vm, &res->kvm_before);
 	if (algo >= 0) {
 		defrag_request__init(&req);
 		req.mode = DEFRAG_FULL;
@@ -196,7 +196,7 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		res->gups_after = bench_vm__measure_gups(ctx, o->gups_ms);
 	}
 	mm__stat(&ctx->mm, &res->after);
-	bench_vm__kvm_pages(ctx, &res->kvm_after);
+	kvm_stats__read(&ctx->vm, &res->kvm_after);
 	res->pause_vm_max_ns = ctx->vm.pause.max_ns;
 	res->exit_code = bench_vm__finish(ctx, 5000);
 	res->rc = res->exit_code ? -1 : 0;
@@ -228,7 +228,7 @@ static struct json_object *bench__result_json(const struct bench_result *r, doub
 	struct json_object *o = json_object_new_object();
 	double secs = r->st.wall_ns / 1e9;
 
-	json_object_object_add(o, "algo", json_object_new_string(defrag_algo_names[r->algo]));
+	json_object_object_add(o, "algo", json_object_new_string(defrag_algo__name(r->algo)));
 	json_object_object_add(o, "ok", json_object_new_boolean(r->rc == 0));
 	json_object_object_add(o, "error", r->rc ? json_object_new_string(r->err) : NULL);
 	json_object_object_add(o, "defrag", mm_json__defrag_stats(&r->st));
@@ -306,10 +306,10 @@ int bench_defrag__cmd(int argc, char **argv)
 			continue;
 		if (!o.json)
 			fprintf(stderr, "bench defrag: %s: booting %llu MiB at age %.2f, measuring...\n",
-				defrag_algo_names[algo], (unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age);
+				defrag_algo__name(algo), (unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age);
 		bench__one(&o, o.guest.age, algo, &res[n]);
 		if (res[n].rc) {
-			fprintf(stderr, "vmcompact bench defrag: %s: %s\n", defrag_algo_names[algo], res[n].err);
+			fprintf(stderr, "vmcompact bench defrag: %s: %s\n", defrag_algo__name(algo), res[n].err);
 			failed = 1;
 		}
 		n++;
@@ -345,7 +345,7 @@ int bench_defrag__cmd(int argc, char **argv)
 	       n ? (unsigned long long)(res[0].before.slack_bytes >> 20) : 0ull, o.guest.cpus);
 	printf("  %-34s", "");
 	for (int i = 0; i < n; i++)
-		printf(" %20s", defrag_algo_names[res[i].algo]);
+		printf(" %20s", defrag_algo__name(res[i].algo));
 	printf("\n");
 	bench__print_row("defrag seconds", res, n, cell_secs);
 	bench__print_row("GiB/s (guest size / time)", res, n, cell_gibs);
@@ -376,7 +376,7 @@ int bench_defrag__cmd(int argc, char **argv)
 			double secs = res[i].st.wall_ns / 1e9;
 
 			printf("  %-8s defrag/memcpy %.2fx, defrag/MADV_COLLAPSE %.2fx (target <= 1.0x, stretch 0.5x)\n",
-			       defrag_algo_names[res[i].algo], memcpy_s > 0 ? secs / memcpy_s : 0,
+			       defrag_algo__name(res[i].algo), memcpy_s > 0 ? secs / memcpy_s : 0,
 			       collapse_s > 0 ? secs / collapse_s : 0);
 		}
 	}

@@ -1,4 +1,4 @@
-/* control_client.h: client side of the control socket and the `vmcompact list/stat/defrag/stop` commands. */
+/* client.h: the client side of a VM's control socket, and the exit codes of the commands built on it. */
 #ifndef VMC_VMM_CONTROL_CLIENT_H
 #define VMC_VMM_CONTROL_CLIENT_H
 
@@ -55,10 +55,5 @@ void qmp_client__close(struct qmp_client *c);
 /* Map a qmp_client__connect error to a CLI exit code. */
 int cli__exit_code(int err);
 
-/* Subcommands; argv[0] is the subcommand's name ("stat"), options follow. */
-int cmd_list(int argc, char **argv);
-int cmd_stat(int argc, char **argv);
-int cmd_defrag(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
 
 #endif

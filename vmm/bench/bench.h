@@ -1,8 +1,7 @@
-/* builtin.h: the vmcompact subcommands' entry points (kvmtool-style command table in main.c). */
-#ifndef VMC_VMM_BUILTIN_H
-#define VMC_VMM_BUILTIN_H
+/* bench.h: the benchmarks' and the demo's command entry points (argv[0] is the command's name). */
+#ifndef VMC_VMM_BENCH_BENCH_H
+#define VMC_VMM_BENCH_BENCH_H
 
-int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int bench_startup__cmd(int argc, char **argv);

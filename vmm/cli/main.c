@@ -1,8 +1,9 @@
 /* main.c: the vmcompact command line: a kvmtool-style table of subcommands. */
 #include <stdio.h>
 #include <string.h>
-#include "vmm/builtin.h"
-#include "vmm/control_client.h"
+#include "vmm/bench/bench.h"
+#include "vmm/cli/builtin.h"
+#include "vmm/control/cli.h"
 #include "vmm/vm.h"
 
 struct vmc_cmd {

@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "vmm/builtin.h"
-#include "vmm/control.h"
-#include "vmm/control_client.h"
-#include "vmm/json_path.h"
+#include "vmm/bench/bench.h"
+#include "vmm/control/control.h"
+#include "vmm/control/client.h"
+#include "vmm/json.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -46,21 +46,6 @@ struct demo_snap {
 	uint64_t verify_errors;
 	uint64_t passes;
 };
-
-static struct json_object *jget(struct json_object *o, const char *path)
-{
-	return json_path(o, path);
-}
-
-static double jnum(struct json_object *o, const char *path)
-{
-	return json_path_double(o, path, 0.0);
-}
-
-static uint64_t ju(struct json_object *o, const char *path)
-{
-	return json_path_u64(o, path);
-}
 
 /* Start `vmcompact run` as a child; its --json result comes back on *out_fd. */
 static pid_t demo__spawn(const struct demo_opts *o, const char *name, int *out_fd, char *err, size_t errlen)
@@ -124,10 +109,10 @@ static int demo__status(struct qmp_client *c, double *gups_updates, double *gups
 
 	if (qmp_client__execute(c, "query-status", NULL, &st, err, errlen))
 		return -1;
-	*gups_updates = jnum(st, "gups_updates");
-	*gups_secs = jnum(st, "gups_seconds");
-	*errors = ju(st, "verify_errors");
-	*passes = ju(st, "min_passes");
+	*gups_updates = json_path_double(st, "gups_updates", 0.0);
+	*gups_secs = json_path_double(st, "gups_seconds", 0.0);
+	*errors = json_path_u64(st, "verify_errors");
+	*passes = json_path_u64(st, "min_passes");
 	json_object_put(st);
 	return 0;
 }
@@ -149,7 +134,7 @@ static int demo__snapshot(struct qmp_client *c, unsigned window_ms, struct demo_
 
 static void demo__buddyinfo(const char *label, struct json_object *mem)
 {
-	struct json_object *a = jget(mem, "buddyinfo");
+	struct json_object *a = json_path(mem, "buddyinfo");
 
 	printf("  %-8s", label);
 	for (size_t i = 0; a && i < json_object_array_length(a); i++)
@@ -159,7 +144,7 @@ static void demo__buddyinfo(const char *label, struct json_object *mem)
 
 static double demo__index(struct json_object *mem, const char *key, int order)
 {
-	struct json_object *a = jget(mem, key);
+	struct json_object *a = json_path(mem, key);
 
 	return a ? json_object_get_double(json_object_array_get_idx(a, order)) : 0;
 }
@@ -168,24 +153,24 @@ static void demo__table(const struct demo_snap *b, const struct demo_snap *a, st
 {
 	printf("\n%-40s %14s %14s\n", "", "before", "after");
 	printf("%-40s %14.3f %14.3f\n", "backing_2m (regions on host 2M blocks)",
-	       jnum(b->mem, "backing_2m"), jnum(a->mem, "backing_2m"));
-	printf("%-40s %14.3f %14.3f\n", "  of achievable", jnum(b->mem, "backing_2m_of_achievable"),
-	       jnum(a->mem, "backing_2m_of_achievable"));
-	printf("%-40s %14llu %14llu\n", "KVM pages_2m", (unsigned long long)ju(b->mem, "kvm.pages_2m"),
-	       (unsigned long long)ju(a->mem, "kvm.pages_2m"));
-	printf("%-40s %14llu %14llu\n", "KVM pages_4k", (unsigned long long)ju(b->mem, "kvm.pages_4k"),
-	       (unsigned long long)ju(a->mem, "kvm.pages_4k"));
-	printf("%-40s %14.3f %14.3f\n", "KVM 2M coverage of mapped guest memory", jnum(b->mem, "kvm.coverage_2m"),
-	       jnum(a->mem, "kvm.coverage_2m"));
+	       json_path_double(b->mem, "backing_2m", 0.0), json_path_double(a->mem, "backing_2m", 0.0));
+	printf("%-40s %14.3f %14.3f\n", "  of achievable", json_path_double(b->mem, "backing_2m_of_achievable", 0.0),
+	       json_path_double(a->mem, "backing_2m_of_achievable", 0.0));
+	printf("%-40s %14llu %14llu\n", "KVM pages_2m", (unsigned long long)json_path_u64(b->mem, "kvm.pages_2m"),
+	       (unsigned long long)json_path_u64(a->mem, "kvm.pages_2m"));
+	printf("%-40s %14llu %14llu\n", "KVM pages_4k", (unsigned long long)json_path_u64(b->mem, "kvm.pages_4k"),
+	       (unsigned long long)json_path_u64(a->mem, "kvm.pages_4k"));
+	printf("%-40s %14.3f %14.3f\n", "KVM 2M coverage of mapped guest memory", json_path_double(b->mem, "kvm.coverage_2m", 0.0),
+	       json_path_double(a->mem, "kvm.coverage_2m", 0.0));
 	printf("%-40s %14.3f %14.3f\n", "extfrag index, order 9", demo__index(b->mem, "extfrag_index", 9),
 	       demo__index(a->mem, "extfrag_index", 9));
 	printf("%-40s %14.3f %14.3f\n", "unusable index, order 9", demo__index(b->mem, "unusable_index", 9),
 	       demo__index(a->mem, "unusable_index", 9));
 	printf("%-40s %14llu %14llu\n", "fragmentation score (free memory)",
-	       (unsigned long long)ju(b->mem, "fragmentation_score"),
-	       (unsigned long long)ju(a->mem, "fragmentation_score"));
-	printf("%-40s %14llu %14llu\n", "window VMAs", (unsigned long long)ju(b->mem, "vmas"),
-	       (unsigned long long)ju(a->mem, "vmas"));
+	       (unsigned long long)json_path_u64(b->mem, "fragmentation_score"),
+	       (unsigned long long)json_path_u64(a->mem, "fragmentation_score"));
+	printf("%-40s %14llu %14llu\n", "window VMAs", (unsigned long long)json_path_u64(b->mem, "vmas"),
+	       (unsigned long long)json_path_u64(a->mem, "vmas"));
 	printf("%-40s %14.1f %14.1f\n", "guest GUPS, M updates/s (vCPU 0)", b->gups / 1e6, a->gups / 1e6);
 	printf("%-40s %14.2f %14.2f\n", "guest ns per update", b->gups > 0 ? 1e9 / b->gups : 0,
 	       a->gups > 0 ? 1e9 / a->gups : 0);
@@ -196,11 +181,11 @@ static void demo__table(const struct demo_snap *b, const struct demo_snap *a, st
 	if (result) {
 		printf("\ndefrag (%s): %.3f s, %llu regions promoted + %llu zero-copy, %llu pages copied "
 		       "(%.3f per promoted page),\n  %llu steps, vCPU pause max %.0f us, p99 %.0f us\n",
-		       json_object_get_string(jget(result, "algo")) ? json_object_get_string(jget(result, "algo")) : "",
-		       jnum(result, "seconds"), (unsigned long long)ju(result, "regions_promoted"),
-		       (unsigned long long)ju(result, "regions_zero_copy"), (unsigned long long)ju(result, "pages_copied"),
-		       jnum(result, "copies_per_promoted_page"), (unsigned long long)ju(result, "steps"),
-		       jnum(result, "pause_max_us"), jnum(result, "pause_p99_us"));
+		       json_object_get_string(json_path(result, "algo")) ? json_object_get_string(json_path(result, "algo")) : "",
+		       json_path_double(result, "seconds", 0.0), (unsigned long long)json_path_u64(result, "regions_promoted"),
+		       (unsigned long long)json_path_u64(result, "regions_zero_copy"), (unsigned long long)json_path_u64(result, "pages_copied"),
+		       json_path_double(result, "copies_per_promoted_page", 0.0), (unsigned long long)json_path_u64(result, "steps"),
+		       json_path_double(result, "pause_max_us", 0.0), json_path_double(result, "pause_p99_us", 0.0));
 	}
 }
 
@@ -214,7 +199,7 @@ static int demo__defrag(struct qmp_client *c, const char *algo, struct json_obje
 	json_object_object_add(args, "algo", json_object_new_string(algo));
 	if (qmp_client__execute(c, "defrag", args, &ret, err, errlen))
 		return -1;
-	id = ju(ret, "job-id");
+	id = json_path_u64(ret, "job-id");
 	json_object_put(ret);
 	printf("defrag job %llu started through the control socket\n", (unsigned long long)id);
 	for (;;) {
@@ -223,9 +208,9 @@ static int demo__defrag(struct qmp_client *c, const char *algo, struct json_obje
 
 		if (qmp_client__next_event(c, 120000, &ev, err, errlen))
 			return -1;
-		name = json_object_get_string(jget(ev, "event"));
-		data = jget(ev, "data");
-		if (!name || ju(data, "job-id") != id) {
+		name = json_object_get_string(json_path(ev, "event"));
+		data = json_path(ev, "data");
+		if (!name || json_path_u64(data, "job-id") != id) {
 			json_object_put(ev);
 			continue;
 		}
@@ -233,21 +218,21 @@ static int demo__defrag(struct qmp_client *c, const char *algo, struct json_obje
 			uint64_t now = util__now_ns();
 
 			if (now - last_print > 300000000ull) {
-				printf("  progress %llu / %llu\n", (unsigned long long)ju(data, "done"),
-				       (unsigned long long)ju(data, "total"));
+				printf("  progress %llu / %llu\n", (unsigned long long)json_path_u64(data, "done"),
+				       (unsigned long long)json_path_u64(data, "total"));
 				last_print = now;
 			}
 			json_object_put(ev);
 			continue;
 		}
-		if (!strcmp(name, "DEFRAG_COMPLETED") && !strcmp(json_object_get_string(jget(data, "state")), "done")) {
-			*result = json_object_get(jget(data, "result"));
+		if (!strcmp(name, "DEFRAG_COMPLETED") && !strcmp(json_object_get_string(json_path(data, "state")), "done")) {
+			*result = json_object_get(json_path(data, "result"));
 			json_object_object_add(*result, "algo", json_object_new_string(algo));
 			json_object_put(ev);
 			return 0;
 		}
 		snprintf(err, errlen, "defrag job ended with %s: %s", name,
-			 jget(data, "error") ? json_object_get_string(jget(data, "error")) : "no detail");
+			 json_path(data, "error") ? json_object_get_string(json_path(data, "error")) : "no detail");
 		json_object_put(ev);
 		return -1;
 	}
@@ -317,8 +302,8 @@ int cmd_demo(int argc, char **argv)
 	printf("\nbuddyinfo (free blocks per order 0..10) before:\n");
 	demo__buddyinfo("before", before.mem);
 	printf("backing_2m %.3f (achievable %.3f), KVM pages_2m %llu, GUPS %.1f M/s\n\n",
-	       jnum(before.mem, "backing_2m"), jnum(before.mem, "backing_2m_achievable"),
-	       (unsigned long long)ju(before.mem, "kvm.pages_2m"), before.gups / 1e6);
+	       json_path_double(before.mem, "backing_2m", 0.0), json_path_double(before.mem, "backing_2m_achievable", 0.0),
+	       (unsigned long long)json_path_u64(before.mem, "kvm.pages_2m"), before.gups / 1e6);
 	if (demo__defrag(&c, o.algo, &result, err, sizeof(err)))
 		goto fail_child;
 	usleep(1500000); /* the guest touches its memory again; KVM rebuilds 2 MiB entries */
@@ -337,7 +322,7 @@ int cmd_demo(int argc, char **argv)
 	qmp_client__close(&c);
 	final = demo__read_result(out_fd);
 	waitpid(child, &status, 0);
-	verify_errors = final ? ju(final, "totals.verify_errors") : UINT64_MAX;
+	verify_errors = final ? json_path_u64(final, "totals.verify_errors") : UINT64_MAX;
 	printf("\nguest exit status %d, verify errors at exit: %s%llu; demo took %.1f s\n",
 	       WIFEXITED(status) ? WEXITSTATUS(status) : -1, final ? "" : "unknown (no result) ",
 	       (unsigned long long)(final ? verify_errors : 0), (util__now_ns() - t0) / 1e9);

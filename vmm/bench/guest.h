@@ -53,8 +53,6 @@ double bench_vm__measure_gups(struct run_ctx *ctx, uint64_t ms);
 /* Sleep ms; false if every vCPU has ended meanwhile. */
 bool bench_vm__sleep(struct run_ctx *ctx, uint64_t ms);
 
-/* KVM's mapping sizes now. */
-void bench_vm__kvm_pages(struct run_ctx *ctx, struct kvm_pages *k);
 /* Sum of verify errors reported so far by all vCPUs. */
 uint64_t bench_vm__verify_errors(struct run_ctx *ctx);
 

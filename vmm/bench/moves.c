@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "vmm/bench_vm.h"
-#include "vmm/builtin.h"
+#include "vmm/bench/guest.h"
+#include "vmm/bench/bench.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 
@@ -512,7 +512,7 @@ static struct json_object *moves__json(const struct moves_opts *o, const struct 
 	json_object_object_add(j, "age", json_object_new_double(o->guest.age));
 	json_object_object_add(j, "seed", json_object_new_uint64(o->guest.seed));
 	json_object_object_add(j, "slack", json_object_new_string(o->guest.slack));
-	json_object_object_add(j, "algo", json_object_new_string(defrag_algo_names[o->algo]));
+	json_object_object_add(j, "algo", json_object_new_string(defrag_algo__name(o->algo)));
 	json_object_object_add(j, "max_pause_us", json_object_new_double(o->max_pause_ns / 1e3));
 	json_object_object_add(j, "moves_target", json_object_new_uint64(o->moves));
 	json_object_object_add(j, "scatter_per_round", json_object_new_uint64(o->per_round));
@@ -574,7 +574,7 @@ static void moves__print(const struct moves_opts *o, const struct moves_result *
 
 	printf("vmcompact bench moves: %llu MiB guest, %u vCPUs running verify, age %.2f, seed %llu, %s defrag\n",
 	       (unsigned long long)(o->guest.mem_bytes >> 20), o->guest.cpus, o->guest.age, (unsigned long long)o->guest.seed,
-	       defrag_algo_names[o->algo]);
+	       defrag_algo__name(o->algo));
 	printf("  page moves (4 KiB copy + remap)  %llu (target %llu): scatter %llu, defrag %llu "
 	       "(initial %llu; 4K moves %llu, whole-region copies %llu, ballast %llu, temp %llu)\n",
 	       (unsigned long long)r->moves, (unsigned long long)o->moves, (unsigned long long)r->moves_scatter,

@@ -1,5 +1,5 @@
 /* bench_vm.c: drive one in-process VM for benchmarks and the demo: boot, sample GUPS, stop. */
-#include "vmm/bench_vm.h"
+#include "vmm/bench/guest.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,14 +138,6 @@ double bench_vm__measure_gups(struct run_ctx *ctx, uint64_t ms)
 		return 0;
 	bench_vm__sample(ctx, &b);
 	return bench_vm__gups_between(ctx, &a, &b);
-}
-
-void bench_vm__kvm_pages(struct run_ctx *ctx, struct kvm_pages *k)
-{
-	struct kvm_vm_stats ks;
-
-	kvm_stats__read(&ctx->vm, &ks);
-	*k = (struct kvm_pages){ ks.valid, ks.pages_4k, ks.pages_2m, ks.pages_1g };
 }
 
 uint64_t bench_vm__verify_errors(struct run_ctx *ctx)

@@ -9,41 +9,15 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "mm/compact.h"
-#include "mm/mm.h"
-#include "vmm/defrag_job.h"
-#include "vmm/defragd.h"
+#include "vmm/host.h"
 
 struct json_object;
-
-/*
- * What the control plane may ask of the running VM. Filled by the VMM (run.c);
- * tests fill it with fakes. Optional hooks may be NULL. Hooks are called from
- * the control thread, the defrag job thread or defragd, never with mm->lock held.
- */
-struct control_host {
-	void *ctx;
-	const char *name;                       /* shown by list / query-status; NULL: config name */
-	struct mm *mm;                          /* guest memory */
-	const struct mm_step_ops *step_ops;     /* pause/resume vCPUs around defrag steps; NULL: none */
-	unsigned nr_vcpus;
-	/* "running", "paused", "shutdown"; NULL hook: "running" */
-	const char *(*status)(void *ctx);
-	/* KVM binary stats of the VM; <0 or NULL hook: not available */
-	int (*kvm_stats)(void *ctx, uint64_t *pages_4k, uint64_t *pages_2m, uint64_t *pages_1g);
-	/* Ask the VMM to stop gracefully. Must only ask (set a flag, kick vCPUs): the
-	 * VMM later calls control__destroy from its own thread. NULL: `stop` refused. */
-	void (*request_stop)(void *ctx);
-	/* Add fields to the query-status return (guest workload progress, ...). */
-	void (*add_status)(void *ctx, struct json_object *status);
-};
 
 struct control_config {
 	const char *name;            /* VM name: socket <runtime dir>/NAME.sock */
 	const char *path;            /* explicit socket path; overrides the name's */
 	uid_t allowed_uid;           /* SO_PEERCRED uid that may connect; default geteuid() */
 	bool allow_root;             /* uid 0 may always connect; default true */
-	struct defragd_policy defrag;/* defragd's initial policy (DEFRAGD_POLICY_DEFAULTS) */
 };
 
 #define CONTROL_RUNTIME_DIR "/run/vmcompact"
@@ -61,7 +35,7 @@ struct control_counters {
 };
 
 struct control_server {
-	struct control_host *host;
+	struct vmm_host *host;
 	struct control_config cfg;
 	char name[CONTROL_NAME_MAX + 1];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -85,22 +59,22 @@ struct control_server {
 	struct control_conn *conns[CONTROL_MAX_CLIENTS];
 	unsigned nr_conns;
 
-	struct defrag_job job;
-	struct defragd defragd;
 };
 
 void control_config__init(struct control_config *cfg);
 
 /*
  * Create the socket (replacing a stale one, refusing a live one with the same
- * name), start the job runner, defragd and the server thread.
+ * name) and start the server thread. host's defrag job and defragd must be
+ * running (vmm_host__start_defrag); the server reports the job's events.
  */
-int control__start(struct control_server *s, struct control_host *host,
+int control__start(struct control_server *s, struct vmm_host *host,
 		   const struct control_config *cfg, char *err, size_t errlen);
 /*
- * Cancel defrag work, send SHUTDOWN {"reason": reason} to every client, flush,
- * close and unlink the socket. Call before the vCPUs are torn down (the job
- * uses host->step_ops). Not from a control hook.
+ * Stop reporting the VM's defrag work, send SHUTDOWN {"reason": reason} to every
+ * client, flush, close and unlink the socket. The VM's owner cancels its defrag
+ * work first (vmm_host__cancel_defrag) when the VM is going away, so that clients
+ * see DEFRAG_CANCELLED before SHUTDOWN. Not from a control hook.
  */
 void control__destroy(struct control_server *s, const char *reason);
 

@@ -1,5 +1,5 @@
 /* bench_defrag_baseline.c: memcpy and MADV_COLLAPSE reference measurements for bench defrag. */
-#include "vmm/bench_defrag_baseline.h"
+#include "vmm/bench/defrag_baseline.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,108 +1,8 @@
-/* compact.h: host-side defragmentation of guest backing: Linux-style compaction and 2 MiB collapse. */
-#ifndef VMC_MM_COMPACT_H
-#define VMC_MM_COMPACT_H
+/* internal.h: what only mm/ sees: the defrag engine (steps, moves), Linux compaction state, and the algorithms' entry points. */
+#ifndef VMC_MM_INTERNAL_H
+#define VMC_MM_INTERNAL_H
 
-#include "mm/mm.h"
-
-enum compact_result {
-	COMPACT_NOT_SUITABLE_ZONE,
-	COMPACT_SKIPPED,        /* not suitable: fragindex says lack of memory, or enough free */
-	COMPACT_CONTINUE,
-	COMPACT_COMPLETE,       /* scanners met */
-	COMPACT_PARTIAL_SKIPPED,
-	COMPACT_SUCCESS,        /* requested order is free */
-	COMPACT_ABORTED,        /* cancelled or an error */
-};
-extern const char *const compact_result_names[];
-
-enum defrag_mode {
-	DEFRAG_COMPACT,   /* compaction only (order-targeted or full) */
-	DEFRAG_COLLAPSE,  /* promote guest regions into 2 MiB blocks */
-	DEFRAG_FULL,      /* both */
-};
-enum defrag_algo {
-	DEFRAG_ALGO_LINUX,   /* compact_zone() then khugepaged-style collapse: the reference */
-	DEFRAG_ALGO_PLANNED, /* GPA-order-aware placement: pages go straight to their final slot */
-};
-extern const char *const defrag_mode_names[];
-extern const char *const defrag_algo_names[];
-
-/*
- * How the engine stops the world around a step. The VMM pauses every vCPU
- * (blocked, not spinning) in pause() and lets them go in resume(). Unit tests
- * pass NULL hooks. Hooks are called without mm->lock held.
- */
-struct mm_step_ops {
-	int (*pause)(void *ctx);
-	void (*resume)(void *ctx);
-	void *ctx;
-};
-
-/*
- * defrag_request.flags: knobs for experiments and benchmarks; 0 is the tuned default
- * (planned: region by region, fewest blockers first, each region copied whole).
- */
-#define DEFRAG_F_CHAINS        0x1u /* planned: fill every free target slot by chains (LIFO), a
-				     * region copied whole only when its block happens to be clean */
-#define DEFRAG_F_NO_FAST_PATH  0x2u /* planned: never copy a region whole: 4 KiB moves only */
-
-struct defrag_request {
-	enum defrag_mode mode;
-	enum defrag_algo algo;
-	int order;                 /* compaction target order; -1 = full (compact_memory) */
-	uint64_t max_pause_ns;     /* budget per step (default 1 ms) */
-	uint64_t max_bytes_per_sec;/* copy-rate budget, 0 = unlimited */
-	uint32_t max_regions;      /* collapse at most this many regions, 0 = all */
-	int extfrag_threshold;     /* default EXTFRAG_THRESHOLD_DEFAULT */
-	volatile int *cancel;      /* set non-zero to stop at the next step */
-	/* progress callback, may be NULL: done and total are in regions or frames */
-	void (*progress)(void *ctx, uint64_t done, uint64_t total);
-	void *progress_ctx;
-	uint32_t flags;            /* DEFRAG_F_* */
-};
-
-#define DEFRAG_PAUSE_HIST 64   /* pause_hist[i]: steps whose pause took [2^i, 2^(i+1)) ns */
-#define DEFRAG_MAX_PAUSE_NS_DEFAULT 1000000ULL
-
-struct defrag_stats {
-	enum compact_result compact_result;
-	uint64_t wall_ns;
-	uint64_t steps;
-	uint64_t pages_copied;
-	uint64_t pages_moved_4k;       /* remapped singly */
-	uint32_t regions_promoted;     /* copied into a fresh block */
-	uint32_t regions_zero_copy;    /* already in order: remap only */
-	uint32_t regions_failed;
-	uint32_t regions_achievable;
-	uint64_t pause_max_ns;
-	uint64_t pause_p99_ns;
-	uint64_t pause_total_ns;
-	double copies_per_promoted_page;
-	struct mm_vmstat delta;        /* vmstat counters added by this run */
-
-	/* --- breakdown (added by the engine; all counted by this run) --- */
-	uint64_t copies_guest;         /* 4 KiB copies of guest pages, final or not */
-	uint64_t copies_ballast;       /* copies of movable ballast (evictions, migrations) */
-	uint64_t copies_temp;          /* guest copies to a temporary frame (planned: cycle breaking) */
-	uint64_t copies_bulk;          /* guest copies made by whole-region copies (no 4 KiB remap) */
-	uint64_t guest_pages_moved;    /* distinct guest pages that changed frame */
-	double copies_per_moved_page;  /* pages_copied / guest_pages_moved */
-	uint64_t remaps_2m;            /* 2 MiB window remaps (collapse and zero-copy) */
-	uint32_t regions_fast_path;    /* planned: copied whole into a clean block, no 4 KiB remap */
-	uint32_t regions_blocked;      /* not promotable: unmovable ballast / no clean block left */
-	uint32_t regions_backed_2m;    /* after the run: in order on a host huge block */
-	uint32_t regions_huge_mapped;  /* after the run: mapped with one 2 MiB mapping */
-	uint64_t migrate_isolated;     /* compaction: pages taken by the migration scanner */
-	uint64_t free_isolated;        /* compaction: free frames taken by the free scanner */
-	uint64_t compact_runs;         /* compact_zone() calls (incl. those collapse triggered) */
-	uint64_t plan_ns;              /* planned: time spent planning (outside any pause) */
-	uint64_t copy_ns;              /* time in 4 KiB copies (moves and whole-region copies) */
-	uint64_t remap_4k_ns;          /* time in window__remap_4k */
-	uint64_t remap_2m_ns;          /* time in window__remap_2m */
-	uint64_t pause_hist[DEFRAG_PAUSE_HIST];
-	int error;                     /* 0, -ECANCELED or the -errno that stopped the run */
-	char error_msg[160];
-};
+#include "mm/defrag.h"
 
 struct defrag_engine;
 
@@ -131,12 +31,6 @@ enum compact_result compaction_suitable(const struct mm *mm, int order, int extf
 /* One compact_zone() pass. cc must come from compact_control__init(). */
 enum compact_result compact_zone(struct compact_control *cc);
 
-/* Run a defrag request to completion (or cancellation). Callable from any non-vCPU thread.
- * Returns 0, -ECANCELED (stats describe the work done) or another -errno (st->error_msg). */
-int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_step_ops *ops,
-	       struct defrag_stats *st);
-
-void defrag_request__init(struct defrag_request *req);
 
 /*
  * ---------------------------------------------------------------------------
@@ -176,7 +70,6 @@ struct defrag_engine {
 #define COMPACT_CLUSTER_MAX 32  /* SWAP_CLUSTER_MAX: pages isolated per batch */
 #define PAGE_ALLOC_COSTLY_ORDER 3
 
-uint64_t defrag__now_ns(void);
 void defrag__set_error(struct defrag_engine *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -224,8 +117,8 @@ bool defrag__region_full(const struct mm *mm, uint32_t region);      /* all 512 
 bool defrag__region_in_place(const struct mm *mm, uint32_t region);  /* in order on a huge block */
 bool defrag__block_has_unmovable(const struct mm *mm, uint32_t block);
 
-/* compact.c */
-/*
+/* engine.c
+ *
  * Set up an engine run over mm (stats zeroed, vmstat baseline, achievable regions, which
  * regions are "THPs") / finish it (leave any step, final stats: vmstat delta, pause p99,
  * regions backed 2 MiB, wall time; free). mm__defrag and mm__scatter use these. init
@@ -234,38 +127,17 @@ bool defrag__block_has_unmovable(const struct mm *mm, uint32_t block);
 int defrag_engine__init(struct defrag_engine *e, struct mm *mm, const struct defrag_request *req,
 			const struct mm_step_ops *ops, struct defrag_stats *st);
 void defrag_engine__exit(struct defrag_engine *e);
+/* compact.c: Linux compaction run on the engine; direct counts compact_stall/success/fail. */
 void compact_control__init(struct compact_control *cc, struct defrag_engine *e, int order);
 void compact_control__exit(struct compact_control *cc);
 enum compact_result defrag__compact(struct defrag_engine *e, int order, bool direct);
-enum compact_result plan__compact(struct defrag_engine *e, int order);
 /* collapse.c: khugepaged-style. 0, -ECANCELED or -errno. */
 int collapse__linux(struct defrag_engine *e);
 /* A free, aligned order-9 block that is a host huge page, or FRAME_NONE. */
 frame_t collapse__find_free_huge_block(const struct mm *mm);
-/* plan.c: the planned collapse. */
+/* plan.c: the planned collapse; plan_compact.c: order-targeted compaction by evacuating chunks. */
 int plan__collapse(struct defrag_engine *e);
+enum compact_result plan__compact(struct defrag_engine *e, int order);
 
-/*
- * ---------------------------------------------------------------------------
- * Re-aging (scatter.c): undo defragmentation as a long-running host would.
- * ---------------------------------------------------------------------------
- *
- * Move nr_moves guest pages, chosen uniformly at random by seed (a page may be
- * chosen again), each to a free frame chosen uniformly at random, through the
- * defrag engine's steps (vCPUs paused via ops, at most req->max_pause_ns per
- * step) and its defrag__move (copy, GPA map rebind, 4 KiB window remap, old frame
- * back to the buddy allocator). A region that was one 2 MiB mapping and loses a
- * page is split: the 4 KiB MAP_FIXED remap splits the host VMA (and its PMD, so
- * KVM drops its 2 MiB entry) and region_huge_mapped is cleared.
- * req_or_null: NULL means defrag_request__init() defaults; only max_pause_ns,
- * max_bytes_per_sec, cancel and progress are used. st counts the moves as the
- * engine does (pages_copied, pages_moved_4k, copies_guest, steps, pauses, vmstat
- * pgmigrate_success / pages_copied). Before moving anything it checks that
- * 2 * nr_moves more mappings fit under vm.max_map_count (-ENOMEM otherwise).
- * Returns 0, -ECANCELED or -errno (st->error_msg says why).
- */
-int mm__scatter(struct mm *mm, uint64_t nr_moves, uint64_t seed, const struct mm_step_ops *ops,
-		const struct defrag_request *req_or_null, struct defrag_stats *st);
-/* ------------------------------ end of scatter.c ------------------------------ */
 
 #endif

@@ -1,4 +1,4 @@
-/* control_client.c: talks to a VM's control socket; `vmcompact list`, `stat`, `defrag`, `stop`. */
+/* cli.c: the `vmcompact list`, `stat`, `defrag` and `stop` commands over the control socket. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -11,357 +11,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
 #include <json-c/json.h>
-
 #include "mm/buddy.h"
-#include "vmm/control.h"
-#include "vmm/control_client.h"
+#include "vmm/control/control.h"
+#include "vmm/control/cli.h"
+#include "vmm/control/client.h"
+#include "vmm/json.h"
+#include "vmm/util.h"
 
-#define QMP_CLIENT_TIMEOUT_MS 30000
 #define LIST_TIMEOUT_MS 2000
-
-struct qmp_client_event {
-	struct qmp_client_event *next;
-	struct json_object *obj;
-};
-
-/* ------------------------------------------------------------------ */
-/* protocol */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * Next complete JSON value from the socket. timeout_ms < 0: forever.
- * 0, -ETIMEDOUT, -ECONNRESET (closed), -EPROTO (not JSON).
- */
-static int qmp_client__read(struct qmp_client *c, int timeout_ms, struct json_object **out,
-			    char *err, size_t errlen)
-{
-	uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
-
-	for (;;) {
-		while (c->off < c->len) {
-			struct json_object *obj;
-			enum json_tokener_error jerr;
-
-			while (c->off < c->len && strchr(" \t\r\n", c->buf[c->off]))
-				c->off++;
-			if (c->off == c->len)
-				break;
-			obj = json_tokener_parse_ex(c->tok, c->buf + c->off, (int)(c->len - c->off));
-			jerr = json_tokener_get_error(c->tok);
-			if (jerr == json_tokener_continue) {
-				c->off = c->len;
-				break;
-			}
-			if (jerr != json_tokener_success) {
-				snprintf(err, errlen, "bad reply from %s: %s", c->path,
-					 json_tokener_error_desc(jerr));
-				return -EPROTO;
-			}
-			c->off += json_tokener_get_parse_end(c->tok);
-			json_tokener_reset(c->tok);
-			*out = obj;
-			return 0;
-		}
-		c->off = c->len = 0;
-
-		for (;;) {
-			struct pollfd p = { .fd = c->fd, .events = POLLIN };
-			int wait = -1, r;
-
-			if (timeout_ms >= 0) {
-				uint64_t now = now_ms();
-
-				if (now >= deadline) {
-					snprintf(err, errlen, "no answer from %s within %d ms", c->path,
-						 timeout_ms);
-					return -ETIMEDOUT;
-				}
-				wait = (int)(deadline - now);
-			}
-			r = poll(&p, 1, wait);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				snprintf(err, errlen, "poll: %s", strerror(errno));
-				return -errno;
-			}
-			if (r > 0)
-				break;
-		}
-		{
-			ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				snprintf(err, errlen, "the VM closed the connection (%s)", c->path);
-				return -ECONNRESET;
-			}
-			c->len = (size_t)n;
-		}
-	}
-}
-
-static void qmp_client__queue_event(struct qmp_client *c, struct json_object *obj)
-{
-	struct qmp_client_event *ev = calloc(1, sizeof(*ev));
-
-	if (!ev) {
-		json_object_put(obj);
-		return;
-	}
-	ev->obj = obj;
-	if (c->ev_tail)
-		c->ev_tail->next = ev;
-	else
-		c->ev_head = ev;
-	c->ev_tail = ev;
-}
-
-static const char *jstr(struct json_object *o, const char *key, const char *def)
-{
-	struct json_object *v;
-
-	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return def;
-}
-
-static struct json_object *jobj(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static uint64_t ju64(struct json_object *o, const char *key)
-{
-	struct json_object *v = jobj(o, key);
-
-	return v ? (uint64_t)json_object_get_int64(v) : 0;
-}
-
-static double jdbl(struct json_object *o, const char *key)
-{
-	struct json_object *v = jobj(o, key);
-
-	return v ? json_object_get_double(v) : NAN;
-}
-
-int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int timeout_ms,
-			char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	bool by_path = strchr(name_or_path, '/') != NULL;
-	struct json_object *msg = NULL, *e;
-	int r;
-
-	memset(c, 0, sizeof(*c));
-	c->fd = -1;
-	c->next_id = 1;
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : QMP_CLIENT_TIMEOUT_MS;
-	r = control__socket_path(name_or_path, c->path, sizeof(c->path), err, errlen);
-	if (r < 0)
-		return r;
-	c->tok = json_tokener_new();
-	if (!c->tok) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		goto fail;
-	}
-	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		switch (errno) {
-		case ENOENT:
-			if (by_path)
-				snprintf(err, errlen, "no VM control socket at %s", c->path);
-			else
-				snprintf(err, errlen, "no VM named '%s' (no socket %s)", name_or_path,
-					 c->path);
-			break;
-		case ECONNREFUSED:
-			snprintf(err, errlen, "VM '%s' is not running: stale socket %s (nobody is "
-				 "listening; a VM started with that name replaces it)", name_or_path,
-				 c->path);
-			break;
-		case EACCES:
-		case EPERM:
-			r = -EACCES;
-			snprintf(err, errlen, "permission denied on %s (the VM belongs to another user)",
-				 c->path);
-			break;
-		default:
-			snprintf(err, errlen, "cannot connect to %s: %s", c->path, strerror(errno));
-		}
-		goto fail;
-	}
-	r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);
-	if (r < 0)
-		goto fail;
-	if ((e = jobj(msg, "error"))) {
-		const char *desc = jstr(e, "desc", "refused");
-
-		snprintf(err, errlen, "%s: %s", c->path, desc);
-		r = strncmp(desc, "permission denied", 17) == 0 ? -EACCES : -ECONNREFUSED;
-		goto fail;
-	}
-	if (!jobj(msg, "QMP")) {
-		snprintf(err, errlen, "%s does not speak the vmcompact control protocol", c->path);
-		r = -EPROTO;
-		goto fail;
-	}
-	c->greeting = msg;
-	return 0;
-fail:
-	if (msg)
-		json_object_put(msg);
-	qmp_client__close(c);
-	return r;
-}
-
-int qmp_client__execute(struct qmp_client *c, const char *command, struct json_object *args,
-			struct json_object **ret, char *err, size_t errlen)
-{
-	struct json_object *req = json_object_new_object(), *msg, *v;
-	uint64_t id = c->next_id++;
-	size_t len, off = 0;
-	char *line;
-	int r;
-
-	*ret = NULL;
-	c->error_class[0] = '\0';
-	json_object_object_add(req, "execute", json_object_new_string(command));
-	if (args)
-		json_object_object_add(req, "arguments", args);
-	json_object_object_add(req, "id", json_object_new_uint64(id));
-	/* One write: the server may act (e.g. stop and close) as soon as the object is complete. */
-	r = asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
-	json_object_put(req);
-	if (r < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	len = (size_t)r;
-	while (off < len) {
-		ssize_t w = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot send to %s: %s", c->path, strerror(errno));
-			free(line);
-			return r;
-		}
-		off += (size_t)w;
-	}
-	free(line);
-
-	for (;;) {
-		r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);
-		if (r < 0)
-			return r;
-		if (jobj(msg, "event")) {
-			qmp_client__queue_event(c, msg);
-			continue;
-		}
-		v = jobj(msg, "id");
-		if (v && (uint64_t)json_object_get_int64(v) != id) {
-			json_object_put(msg);   /* an answer to someone else's request */
-			continue;
-		}
-		if ((v = jobj(msg, "error"))) {
-			snprintf(c->error_class, sizeof(c->error_class), "%s",
-				 jstr(v, "class", "GenericError"));
-			snprintf(err, errlen, "%s", jstr(v, "desc", "unknown error"));
-			json_object_put(msg);
-			return -EREMOTEIO;
-		}
-		if (!(v = jobj(msg, "return"))) {
-			snprintf(err, errlen, "bad reply from %s", c->path);
-			json_object_put(msg);
-			return -EPROTO;
-		}
-		*ret = json_object_get(v);
-		json_object_put(msg);
-		return 0;
-	}
-}
-
-int qmp_client__next_event(struct qmp_client *c, int timeout_ms, struct json_object **event,
-			   char *err, size_t errlen)
-{
-	struct json_object *msg;
-	int r;
-
-	for (;;) {
-		if (c->ev_head) {
-			struct qmp_client_event *ev = c->ev_head;
-
-			c->ev_head = ev->next;
-			if (!c->ev_head)
-				c->ev_tail = NULL;
-			*event = ev->obj;
-			free(ev);
-			return 0;
-		}
-		r = qmp_client__read(c, timeout_ms, &msg, err, errlen);
-		if (r < 0)
-			return r;
-		if (jobj(msg, "event"))
-			qmp_client__queue_event(c, msg);
-		else
-			json_object_put(msg);
-	}
-}
-
-void qmp_client__close(struct qmp_client *c)
-{
-	struct qmp_client_event *ev, *next;
-
-	for (ev = c->ev_head; ev; ev = next) {
-		next = ev->next;
-		json_object_put(ev->obj);
-		free(ev);
-	}
-	c->ev_head = c->ev_tail = NULL;
-	if (c->greeting)
-		json_object_put(c->greeting);
-	c->greeting = NULL;
-	if (c->tok)
-		json_tokener_free(c->tok);
-	c->tok = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
-int cli__exit_code(int err)
-{
-	switch (err) {
-	case 0: return CLI_OK;
-	case -ENOENT: return CLI_NO_VM;
-	case -ECONNREFUSED: return CLI_STALE;
-	case -EACCES: return CLI_DENIED;
-	case -EINVAL: case -ENAMETOOLONG: return CLI_USAGE;
-	default: return CLI_FAILED;
-	}
-}
 
 /* ------------------------------------------------------------------ */
 /* command helpers */
@@ -501,11 +159,11 @@ int cmd_list(int argc, char **argv)
 			printf("%-20s %8s %-10s %8s  %s\n", names[i], "-", "error", "-", "-");
 		} else {
 			printf("%-20s %8llu %-10s %8s  %.1f%% (%llu/%llu)\n", names[i],
-			       (unsigned long long)ju64(st, "pid"), jstr(st, "status", "?"),
-			       human_bytes(ju64(st, "guest_bytes"), mem, sizeof(mem)),
-			       100.0 * jdbl(st, "backing_2m"),
-			       (unsigned long long)ju64(st, "regions_backed_2m"),
-			       (unsigned long long)ju64(st, "regions"));
+			       (unsigned long long)json_path_u64(st, "pid"), json_path_string(st, "status", "?"),
+			       human_bytes(json_path_u64(st, "guest_bytes"), mem, sizeof(mem)),
+			       100.0 * json_path_double(st, "backing_2m", NAN),
+			       (unsigned long long)json_path_u64(st, "regions_backed_2m"),
+			       (unsigned long long)json_path_u64(st, "regions"));
 			json_object_put(st);
 		}
 		qmp_client__close(&c);
@@ -547,36 +205,36 @@ static void stat__index_line(struct json_object *arr, bool extfrag)
 static void stat__print(const char *vm, struct json_object *st, struct json_object *mem,
 			struct json_object *pol)
 {
-	struct json_object *a, *pti, *t, *regions = jobj(mem, "regions"), *kvm = jobj(mem, "kvm");
+	struct json_object *a, *pti, *t, *regions = json_path(mem, "regions"), *kvm = json_path(mem, "kvm");
 	char b1[32], b2[32], b3[32];
 	size_t i, n;
 	int mt;
 
 	printf("VM %s: %s, pid %llu, guest %s, pool %s (%s), slack %s\n\n",
-	       jstr(st, "name", vm), jstr(st, "status", "?"), (unsigned long long)ju64(st, "pid"),
-	       human_bytes(ju64(mem, "guest_bytes"), b1, sizeof(b1)),
-	       human_bytes(ju64(mem, "pool_bytes"), b2, sizeof(b2)),
-	       jstr(mem, "pool_backing", "?"),
-	       human_bytes(ju64(mem, "slack_bytes"), b3, sizeof(b3)));
+	       json_path_string(st, "name", vm), json_path_string(st, "status", "?"), (unsigned long long)json_path_u64(st, "pid"),
+	       human_bytes(json_path_u64(mem, "guest_bytes"), b1, sizeof(b1)),
+	       human_bytes(json_path_u64(mem, "pool_bytes"), b2, sizeof(b2)),
+	       json_path_string(mem, "pool_backing", "?"),
+	       human_bytes(json_path_u64(mem, "slack_bytes"), b3, sizeof(b3)));
 
 	printf("buddyinfo:\nNode 0, zone %8s ", "Guest");
-	a = jobj(mem, "buddyinfo");
+	a = json_path(mem, "buddyinfo");
 	n = a ? json_object_array_length(a) : 0;
 	for (i = 0; i < n; i++)
 		printf("%6llu ", (unsigned long long)json_object_get_int64(json_object_array_get_idx(a, i)));
 	printf("\n\n");
 
-	pti = jobj(mem, "pagetypeinfo");
+	pti = json_path(mem, "pagetypeinfo");
 	printf("pagetypeinfo:\nPage block order: %llu\nPages per block:  %llu\n\n",
-	       (unsigned long long)ju64(pti, "page_block_order"),
-	       (unsigned long long)ju64(pti, "pages_per_block"));
+	       (unsigned long long)json_path_u64(pti, "page_block_order"),
+	       (unsigned long long)json_path_u64(pti, "pages_per_block"));
 	printf("%-43s", "Free pages count per migrate type at order");
 	for (i = 0; i < n; i++)
 		printf("%6zu ", i);
 	printf("\n");
-	t = jobj(pti, "free");
+	t = json_path(pti, "free");
 	for (mt = 0; mt < MIGRATE_TYPES; mt++) {
-		struct json_object *row = jobj(t, migratetype_names[mt]);
+		struct json_object *row = json_path(t, migratetype_names[mt]);
 		size_t k, m = row ? json_object_array_length(row) : 0;
 
 		printf("Node %4d, zone %8s, type %12s ", 0, "Guest", migratetype_names[mt]);
@@ -589,43 +247,43 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	for (mt = 0; mt < MIGRATE_TYPES; mt++)
 		printf("%12s ", migratetype_names[mt]);
 	printf("\nNode 0, zone %8s ", "Guest");
-	t = jobj(pti, "blocks");
+	t = json_path(pti, "blocks");
 	for (mt = 0; mt < MIGRATE_TYPES; mt++)
-		printf("%12llu ", (unsigned long long)ju64(t, migratetype_names[mt]));
+		printf("%12llu ", (unsigned long long)json_path_u64(t, migratetype_names[mt]));
 	printf("\n\n");
 
 	printf("extfrag_index:\n");
-	stat__index_line(jobj(mem, "extfrag_index"), true);
+	stat__index_line(json_path(mem, "extfrag_index"), true);
 	printf("unusable_index:\n");
-	stat__index_line(jobj(mem, "unusable_index"), false);
+	stat__index_line(json_path(mem, "unusable_index"), false);
 	printf("\nvmstat:\n");
-	t = jobj(mem, "vmstat");
+	t = json_path(mem, "vmstat");
 	if (t) {
 		json_object_object_foreach(t, key, val)
 			printf("%s %llu\n", key, (unsigned long long)json_object_get_int64(val));
 	}
 
 	printf("\n%-22s %5.1f%%  (%llu of %llu regions; %llu in order)\n", "backing_2m",
-	       100.0 * jdbl(mem, "backing_2m"), (unsigned long long)ju64(regions, "backed_2m"),
-	       (unsigned long long)ju64(regions, "total"),
-	       (unsigned long long)ju64(regions, "in_order"));
-	printf("%-22s %5.1f%%  (%llu regions)\n", "achievable", 100.0 * jdbl(mem, "backing_2m_achievable"),
-	       (unsigned long long)ju64(regions, "achievable"));
+	       100.0 * json_path_double(mem, "backing_2m", NAN), (unsigned long long)json_path_u64(regions, "backed_2m"),
+	       (unsigned long long)json_path_u64(regions, "total"),
+	       (unsigned long long)json_path_u64(regions, "in_order"));
+	printf("%-22s %5.1f%%  (%llu regions)\n", "achievable", 100.0 * json_path_double(mem, "backing_2m_achievable", NAN),
+	       (unsigned long long)json_path_u64(regions, "achievable"));
 	printf("%-22s %5llu   (100 x (achievable - backed_2m) / achievable)\n", "backing_score",
-	       (unsigned long long)ju64(mem, "backing_score"));
+	       (unsigned long long)json_path_u64(mem, "backing_score"));
 	printf("%-22s %5llu   (free memory, as Linux's proactive compaction)\n",
-	       "fragmentation_score", (unsigned long long)ju64(mem, "fragmentation_score"));
+	       "fragmentation_score", (unsigned long long)json_path_u64(mem, "fragmentation_score"));
 	if (kvm && json_object_is_type(kvm, json_type_object)) {
-		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)ju64(kvm, "pages_4k"));
-		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)ju64(kvm, "pages_2m"));
-		printf("%-22s %llu\n", "kvm pages_1g", (unsigned long long)ju64(kvm, "pages_1g"));
+		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)json_path_u64(kvm, "pages_4k"));
+		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)json_path_u64(kvm, "pages_2m"));
+		printf("%-22s %llu\n", "kvm pages_1g", (unsigned long long)json_path_u64(kvm, "pages_1g"));
 	} else {
 		printf("%-22s %s\n", "kvm pages", "not available");
 	}
-	printf("%-22s %llu\n", "vmas", (unsigned long long)ju64(mem, "vmas"));
-	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)ju64(mem, "huge_blocks"));
-	printf("%-22s %s\n", "metadata", human_bytes(ju64(mem, "metadata_bytes"), b1, sizeof(b1)));
-	t = jobj(mem, "frames");
+	printf("%-22s %llu\n", "vmas", (unsigned long long)json_path_u64(mem, "vmas"));
+	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)json_path_u64(mem, "huge_blocks"));
+	printf("%-22s %s\n", "metadata", human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
+	t = json_path(mem, "frames");
 	if (t) {
 		printf("%-22s", "pool frames");
 		json_object_object_foreach(t, key, val)
@@ -635,13 +293,13 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	if (pol) {
 		printf("%-22s auto %s, %s, proactiveness %llu (wmark low %llu high %llu), "
 		       "%llu rounds, %llu regions promoted, %llu backoffs\n", "defragd",
-		       json_object_get_boolean(jobj(pol, "auto")) ? "on" : "off",
-		       jstr(pol, "state", "?"), (unsigned long long)ju64(pol, "proactiveness"),
-		       (unsigned long long)ju64(pol, "wmark-low"),
-		       (unsigned long long)ju64(pol, "wmark-high"),
-		       (unsigned long long)ju64(jobj(pol, "counters"), "rounds"),
-		       (unsigned long long)ju64(jobj(pol, "counters"), "regions-promoted"),
-		       (unsigned long long)ju64(jobj(pol, "counters"), "backoffs"));
+		       json_object_get_boolean(json_path(pol, "auto")) ? "on" : "off",
+		       json_path_string(pol, "state", "?"), (unsigned long long)json_path_u64(pol, "proactiveness"),
+		       (unsigned long long)json_path_u64(pol, "wmark-low"),
+		       (unsigned long long)json_path_u64(pol, "wmark-high"),
+		       (unsigned long long)json_path_u64(json_path(pol, "counters"), "rounds"),
+		       (unsigned long long)json_path_u64(json_path(pol, "counters"), "regions-promoted"),
+		       (unsigned long long)json_path_u64(json_path(pol, "counters"), "backoffs"));
 	}
 }
 
@@ -753,7 +411,7 @@ static void progress_view__show(struct progress_view *v, uint64_t done, uint64_t
 		       (unsigned long long)total);
 		v->drawn = true;
 	} else {
-		uint64_t now = now_ms();
+		uint64_t now = (util__now_ns() / 1000000);
 
 		if (!last && now - v->last_line_ms < 1000)
 			return;
@@ -775,18 +433,18 @@ static void progress_view__end(struct progress_view *v)
 static void defrag__summary(uint64_t id, const char *state, struct json_object *res)
 {
 	printf("defrag job %llu %s in %.1f ms (compaction: %s)\n", (unsigned long long)id, state,
-	       1e3 * jdbl(res, "seconds"), jstr(res, "compact_result", "?"));
+	       1e3 * json_path_double(res, "seconds", NAN), json_path_string(res, "compact_result", "?"));
 	printf("  regions promoted %llu, zero-copy %llu, failed %llu, achievable %llu\n",
-	       (unsigned long long)ju64(res, "regions_promoted"),
-	       (unsigned long long)ju64(res, "regions_zero_copy"),
-	       (unsigned long long)ju64(res, "regions_failed"),
-	       (unsigned long long)ju64(res, "regions_achievable"));
+	       (unsigned long long)json_path_u64(res, "regions_promoted"),
+	       (unsigned long long)json_path_u64(res, "regions_zero_copy"),
+	       (unsigned long long)json_path_u64(res, "regions_failed"),
+	       (unsigned long long)json_path_u64(res, "regions_achievable"));
 	printf("  pages copied %llu (%.3f copies per promoted page), moved singly %llu\n",
-	       (unsigned long long)ju64(res, "pages_copied"), jdbl(res, "copies_per_promoted_page"),
-	       (unsigned long long)ju64(res, "pages_moved_4k"));
+	       (unsigned long long)json_path_u64(res, "pages_copied"), json_path_double(res, "copies_per_promoted_page", NAN),
+	       (unsigned long long)json_path_u64(res, "pages_moved_4k"));
 	printf("  vCPU pauses: %llu steps, max %.1f us, p99 %.1f us, total %.1f us\n",
-	       (unsigned long long)ju64(res, "steps"), jdbl(res, "pause_max_us"),
-	       jdbl(res, "pause_p99_us"), 1e3 * jdbl(res, "pause_total_ms"));
+	       (unsigned long long)json_path_u64(res, "steps"), json_path_double(res, "pause_max_us", NAN),
+	       json_path_double(res, "pause_p99_us", NAN), 1e3 * json_path_double(res, "pause_total_ms", NAN));
 }
 
 /* Follow job `id` through events to its end. */
@@ -807,49 +465,49 @@ static int defrag__wait(struct qmp_client *c, uint64_t id)
 			fprintf(stderr, "vmcompact defrag: %s\n", err);
 			return CLI_FAILED;
 		}
-		name = jstr(ev, "event", "");
-		data = jobj(ev, "data");
+		name = json_path_string(ev, "event", "");
+		data = json_path(ev, "data");
 		if (strcmp(name, "SHUTDOWN") == 0) {
 			progress_view__end(&view);
 			fprintf(stderr, "vmcompact defrag: the VM shut down (%s) before job %llu "
-				"finished\n", jstr(data, "reason", "?"), (unsigned long long)id);
+				"finished\n", json_path_string(data, "reason", "?"), (unsigned long long)id);
 			json_object_put(ev);
 			return CLI_FAILED;
 		}
-		if (strncmp(name, "DEFRAG_", 7) || ju64(data, "job-id") != id) {
+		if (strncmp(name, "DEFRAG_", 7) || json_path_u64(data, "job-id") != id) {
 			json_object_put(ev);
 			continue;
 		}
 		if (strcmp(name, "DEFRAG_PROGRESS") == 0) {
-			progress_view__show(&view, ju64(data, "done"), ju64(data, "total"), false);
+			progress_view__show(&view, json_path_u64(data, "done"), json_path_u64(data, "total"), false);
 			json_object_put(ev);
 			continue;
 		}
 		if (view.drawn)
-			progress_view__show(&view, ju64(data, "done"), ju64(data, "total"), true);
+			progress_view__show(&view, json_path_u64(data, "done"), json_path_u64(data, "total"), true);
 		progress_view__end(&view);
 		break;
 	}
 
-	if (strcmp(jstr(ev, "event", ""), "DEFRAG_CANCELLED") == 0) {
-		defrag__summary(id, "cancelled", jobj(jobj(ev, "data"), "result"));
+	if (strcmp(json_path_string(ev, "event", ""), "DEFRAG_CANCELLED") == 0) {
+		defrag__summary(id, "cancelled", json_path(json_path(ev, "data"), "result"));
 		r = CLI_FAILED;
-	} else if (strcmp(jstr(jobj(ev, "data"), "state", ""), "done") == 0) {
-		defrag__summary(id, "done", jobj(jobj(ev, "data"), "result"));
+	} else if (strcmp(json_path_string(json_path(ev, "data"), "state", ""), "done") == 0) {
+		defrag__summary(id, "done", json_path(json_path(ev, "data"), "result"));
 		r = CLI_OK;
 	} else {
 		fprintf(stderr, "vmcompact defrag: job %llu failed: %s\n", (unsigned long long)id,
-			jstr(jobj(ev, "data"), "error", "unknown error"));
+			json_path_string(json_path(ev, "data"), "error", "unknown error"));
 		r = CLI_FAILED;
 	}
 	json_object_put(ev);
 
 	if (qmp_client__execute(c, "query-status", NULL, &st, err, sizeof(err)) == 0) {
 		printf("  backing_2m now %.1f%% (%llu/%llu regions), achievable %.1f%%\n",
-		       100.0 * jdbl(st, "backing_2m"),
-		       (unsigned long long)ju64(st, "regions_backed_2m"),
-		       (unsigned long long)ju64(st, "regions"),
-		       100.0 * jdbl(st, "backing_2m_achievable"));
+		       100.0 * json_path_double(st, "backing_2m", NAN),
+		       (unsigned long long)json_path_u64(st, "regions_backed_2m"),
+		       (unsigned long long)json_path_u64(st, "regions"),
+		       100.0 * json_path_double(st, "backing_2m_achievable", NAN));
 		json_object_put(st);
 	}
 	return r;
@@ -936,7 +594,7 @@ int cmd_defrag(int argc, char **argv)
 		json_object_put(args);
 		r = cli__execute(&c, "defrag", "cancel-defrag", NULL, &ret);
 		if (r == CLI_OK)
-			printf("cancelling defrag job %llu\n", (unsigned long long)ju64(ret, "job-id"));
+			printf("cancelling defrag job %llu\n", (unsigned long long)json_path_u64(ret, "job-id"));
 		json_object_put(ret);
 		qmp_client__close(&c);
 		return r;
@@ -946,7 +604,7 @@ int cmd_defrag(int argc, char **argv)
 		qmp_client__close(&c);
 		return r;
 	}
-	id = ju64(ret, "job-id");
+	id = json_path_u64(ret, "job-id");
 	json_object_put(ret);
 	printf("defrag job %llu started on VM %s\n", (unsigned long long)id, argv[optind]);
 	fflush(stdout);
@@ -1026,9 +684,9 @@ int cmd_stop(int argc, char **argv)
 		qmp_client__close(&c);
 		return r;
 	}
-	deadline = now_ms() + (uint64_t)timeout_s * 1000;
+	deadline = (util__now_ns() / 1000000) + (uint64_t)timeout_s * 1000;
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = (util__now_ns() / 1000000);
 
 		if (now >= deadline) {
 			fprintf(stderr, "vmcompact stop: VM %s did not shut down within %llds\n",
@@ -1049,9 +707,9 @@ int cmd_stop(int argc, char **argv)
 			r = CLI_FAILED;
 			break;
 		}
-		if (strcmp(jstr(ev, "event", ""), "SHUTDOWN") == 0) {
+		if (strcmp(json_path_string(ev, "event", ""), "SHUTDOWN") == 0) {
 			printf("VM %s stopped (%s)\n", argv[optind],
-			       jstr(jobj(ev, "data"), "reason", "?"));
+			       json_path_string(json_path(ev, "data"), "reason", "?"));
 			json_object_put(ev);
 			r = CLI_OK;
 			break;

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "vmm/bench_vm.h"
-#include "vmm/builtin.h"
+#include "vmm/bench/guest.h"
+#include "vmm/bench/bench.h"
 #include "vmm/defragd.h"
 #include "vmm/util.h"
 
@@ -184,7 +184,7 @@ static void bd__collect_chunk(struct bd_run *r, struct run_ctx *ctx)
 {
 	struct defrag_job_info info;
 
-	defrag_job__snapshot(&ctx->ctl.job, &info);
+	defrag_job__snapshot(&ctx->host.job, &info);
 	if (!info.id || info.id == r->last_chunk_id || info.state == DEFRAG_JOB_RUNNING || !info.has_result)
 		return;
 	r->last_chunk_id = info.id;
@@ -220,8 +220,8 @@ static void bd__one(const struct bd_opts *o, bool defragd, struct bd_run *r)
 	if (bench_vm__boot(ctx, r->err, sizeof(r->err)))
 		goto out;
 	t0 = util__now_ns();
-	if (!ctx->ctl_started) {
-		snprintf(r->err, sizeof(r->err), "no control server, so no defragd");
+	if (!ctx->host.defrag_started) {
+		snprintf(r->err, sizeof(r->err), "the VM has no defragd");
 		bench_vm__finish(ctx, 1000);
 		goto out;
 	}
@@ -229,9 +229,9 @@ static void bd__one(const struct bd_opts *o, bool defragd, struct bd_run *r)
 	if (defragd && o->max_mbps >= 0) {
 		struct defragd_policy p;
 
-		defragd__snapshot(&ctx->ctl.defragd, &p, NULL, NULL);
+		defragd__snapshot(&ctx->host.defragd, &p, NULL, NULL);
 		p.max_mbps = (uint32_t)o->max_mbps;
-		if (defragd__set_policy(&ctx->ctl.defragd, &p, perr, sizeof(perr)))
+		if (defragd__set_policy(&ctx->host.defragd, &p, perr, sizeof(perr)))
 			fprintf(stderr, "vmcompact bench defragd: %s\n", perr);
 	}
 
@@ -247,9 +247,9 @@ static void bd__one(const struct bd_opts *o, bool defragd, struct bd_run *r)
 			enum defragd_state st;
 
 			bd__collect_chunk(r, ctx);
-			defragd__snapshot(&ctx->ctl.defragd, NULL, &c, &st);
+			defragd__snapshot(&ctx->host.defragd, NULL, &c, &st);
 			if (r->t_converged < 0 && c.rounds && st != DEFRAGD_COMPACTING &&
-			    !defrag_job__running(&ctx->ctl.job))
+			    !defrag_job__running(&ctx->host.job))
 				r->t_converged = (double)(now - t0) / 1e9;
 		}
 		if (vm__all_exited(&ctx->vm)) {
@@ -263,9 +263,9 @@ static void bd__one(const struct bd_opts *o, bool defragd, struct bd_run *r)
 	bd__record(r, ctx, (double)(util__now_ns() - t0) / 1e9);
 	if (defragd)
 		bd__collect_chunk(r, ctx);
-	defragd__snapshot(&ctx->ctl.defragd, &r->policy, &r->cnt, &r->state);
+	defragd__snapshot(&ctx->host.defragd, &r->policy, &r->cnt, &r->state);
 	mm__stat(&ctx->mm, &r->end);
-	bench_vm__kvm_pages(ctx, &r->kvm_end);
+	kvm_stats__read(&ctx->vm, &r->kvm_end);
 	r->vm_pause = ctx->vm.pause;
 	r->tsc_khz = ctx->vm.tsc_khz;
 	r->nr_vcpus = ctx->vm.nr_vcpus;

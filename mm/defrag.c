@@ -1,0 +1,126 @@
+/* defrag.c: mm__defrag(), the one entry point: runs a request's mode with the chosen algorithm on the engine. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm/internal.h"
+
+static const char *const compact_result_names[COMPACT_RESULT_COUNT] = {
+	[COMPACT_NOT_SUITABLE_ZONE] = "not_suitable_zone",
+	[COMPACT_SKIPPED] = "skipped",
+	[COMPACT_CONTINUE] = "continue",
+	[COMPACT_COMPLETE] = "complete",
+	[COMPACT_PARTIAL_SKIPPED] = "partial_skipped",
+	[COMPACT_SUCCESS] = "success",
+	[COMPACT_ABORTED] = "aborted",
+};
+static const char *const defrag_mode_names[DEFRAG_MODE_COUNT] = {
+	[DEFRAG_COMPACT] = "compact",
+	[DEFRAG_COLLAPSE] = "collapse",
+	[DEFRAG_FULL] = "full",
+};
+static const char *const defrag_algo_names[DEFRAG_ALGO_COUNT] = {
+	[DEFRAG_ALGO_LINUX] = "linux",
+	[DEFRAG_ALGO_PLANNED] = "planned",
+};
+
+const char *compact_result__name(enum compact_result r)
+{
+	return (unsigned)r < COMPACT_RESULT_COUNT ? compact_result_names[r] : "?";
+}
+
+const char *defrag_mode__name(enum defrag_mode m)
+{
+	return (unsigned)m < DEFRAG_MODE_COUNT ? defrag_mode_names[m] : "?";
+}
+
+const char *defrag_algo__name(enum defrag_algo a)
+{
+	return (unsigned)a < DEFRAG_ALGO_COUNT ? defrag_algo_names[a] : "?";
+}
+
+static int name__find(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (name && !strcmp(names[i], name))
+			return i;
+	return -1;
+}
+
+int defrag_mode__parse(const char *name)
+{
+	return name__find(defrag_mode_names, DEFRAG_MODE_COUNT, name);
+}
+
+int defrag_algo__parse(const char *name)
+{
+	return name__find(defrag_algo_names, DEFRAG_ALGO_COUNT, name);
+}
+
+void defrag_request__init(struct defrag_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->mode = DEFRAG_FULL;
+	req->algo = DEFRAG_ALGO_PLANNED;
+	req->order = -1;
+	req->max_pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
+	req->extfrag_threshold = EXTFRAG_THRESHOLD_DEFAULT;
+}
+
+int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_step_ops *ops,
+	       struct defrag_stats *st)
+{
+	struct defrag_engine e;
+	enum compact_result cres = COMPACT_SKIPPED;
+	int ret;
+
+	/* Free frames must be faulted in (host THPs allocated) before anything is copied there. */
+	ret = mm__wait_ready(mm);
+	if (ret) {
+		memset(st, 0, sizeof(*st));
+		st->error = ret;
+		snprintf(st->error_msg, sizeof(st->error_msg), "prefault failed: %.100s",
+			 mm->prefault_err);
+		return ret;
+	}
+	ret = defrag_engine__init(&e, mm, req, ops, st);
+	if (ret)
+		goto out;
+
+	if (req->mode > DEFRAG_FULL || req->algo > DEFRAG_ALGO_PLANNED) {
+		defrag__set_error(&e, -EINVAL, "defrag: unknown mode %d or algorithm %d", req->mode, req->algo);
+		ret = -EINVAL;
+		goto out;
+	}
+	switch (req->mode) {
+	case DEFRAG_COMPACT:
+		if (req->algo == DEFRAG_ALGO_LINUX)
+			cres = defrag__compact(&e, req->order, req->order >= 0);
+		else
+			cres = plan__compact(&e, req->order);
+		ret = cres == COMPACT_ABORTED ? (st->error ? st->error : -ECANCELED) : 0;
+		break;
+	case DEFRAG_COLLAPSE:
+		ret = req->algo == DEFRAG_ALGO_LINUX ? collapse__linux(&e) : plan__collapse(&e);
+		break;
+	case DEFRAG_FULL:
+		if (req->algo == DEFRAG_ALGO_LINUX) {
+			cres = defrag__compact(&e, -1, false);
+			ret = cres == COMPACT_ABORTED ? (st->error ? st->error : -ECANCELED) : 0;
+			if (!ret)
+				ret = collapse__linux(&e);
+		} else {
+			/* The plan puts every page straight into its final block: no compaction first. */
+			ret = plan__collapse(&e);
+		}
+		break;
+	}
+	st->compact_result = cres;
+	if (ret == -ECANCELED && !st->error)
+		defrag__set_error(&e, ret, "cancelled");
+out:
+	defrag_engine__exit(&e);
+	return ret;
+}

@@ -1,0 +1,29 @@
+/* internal.h: what the control server and its command table share, and nobody else. */
+#ifndef VMC_VMM_CONTROL_INTERNAL_H
+#define VMC_VMM_CONTROL_INTERNAL_H
+
+#include <stdbool.h>
+
+struct control_server;
+struct control_command;
+struct json_object;
+
+/* A QMP error: class ("GenericError", "CommandNotFound") and description. */
+struct cmd_error {
+	const char *cls;
+	char desc[512];
+};
+
+/* Fill e; returns -1 so a command can `return cmd_error__set(...)`. */
+int cmd_error__set(struct cmd_error *e, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The command named `name`, or NULL. */
+const struct control_command *control_command__find(const char *name);
+/* Check args against the command's spec and run it: 0 with *ret (may stay NULL: {}), or -1 with e. */
+int control_command__run(const struct control_command *cmd, struct control_server *s,
+			 struct json_object *args, struct json_object **ret, struct cmd_error *e);
+/* control__destroy has begun: refuse new work. */
+bool control__closing(struct control_server *s);
+
+#endif

@@ -1,0 +1,27 @@
+/* json.h: the VMM's json-c helpers: build objects, read values by a dotted path, frame one JSON line. */
+#ifndef VMC_VMM_JSON_H
+#define VMC_VMM_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_object;
+
+/* --- building --- */
+void json__add(struct json_object *o, const char *key, struct json_object *v);
+void json__add_u64(struct json_object *o, const char *key, uint64_t v);
+void json__add_str(struct json_object *o, const char *key, const char *v);
+/* A double printed with a fixed number of decimals (json-c keeps the text); NULL if not finite. */
+struct json_object *json__fixed(double v, int decimals);
+/* The object as one compact line ending in '\n' (malloc'd; *len without the NUL). NULL: no memory. */
+char *json__line(struct json_object *o, size_t *len);
+
+/* --- reading: object keys and array indices separated by dots ("vcpus.1.updates") --- */
+/* NULL if any step is missing. */
+struct json_object *json_path(struct json_object *o, const char *path);
+double json_path_double(struct json_object *o, const char *path, double missing);
+uint64_t json_path_u64(struct json_object *o, const char *path);      /* 0 if missing */
+/* The string at path; missing if absent or not a string. */
+const char *json_path_string(struct json_object *o, const char *path, const char *missing);
+
+#endif

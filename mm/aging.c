@@ -164,138 +164,173 @@ static int take_owned(struct buddy *b, const struct gpamap *m, const uint8_t *ro
 	return 0;
 }
 
+/* aging__place's working state. */
+struct placement {
+	struct buddy *b;
+	struct gpamap *m;
+	struct aging_counts c;
+	struct rng rng;
+	uint32_t *regions;      /* scratch for the shuffle; then the scattered regions, ascending */
+	uint32_t *blocks;       /* open blocks (not holding a linear region) */
+	uint32_t *cand;         /* candidate frames for everything scattered */
+	uint8_t *role;          /* per block: BLOCK_* */
+	uint32_t nr_blocks, nr_open;
+	char *err;
+	size_t errlen;
+};
+
+/* 1. Which regions are scattered: the first K of a partial shuffle, kept in ascending order. */
+static void place__pick_scattered(struct placement *p)
+{
+	const struct aging_counts *c = &p->c;
+	uint32_t k;
+
+	for (uint32_t r = 0; r < c->regions; r++)
+		p->regions[r] = r;
+	for (k = 0; k < c->scattered_regions; k++) {
+		uint32_t j = k + (uint32_t)rng__below(&p->rng, c->regions - k), t = p->regions[k];
+
+		p->regions[k] = p->regions[j];
+		p->regions[j] = t;
+	}
+	for (uint32_t r = 0; r < c->regions; r++)
+		p->role[r] = BLOCK_LINEAR;
+	for (k = 0; k < c->scattered_regions; k++)
+		p->role[p->regions[k]] = BLOCK_OPEN;
+	k = 0;
+	for (uint32_t r = 0; r < c->regions; r++)
+		if (p->role[r] == BLOCK_OPEN)
+			p->regions[k++] = r;
+}
+
+/* 2. Linear regions: region r in order on block r. */
+static void place__linear(struct placement *p)
+{
+	for (uint32_t r = 0; r < p->c.regions; r++) {
+		if (p->role[r] != BLOCK_LINEAR)
+			continue;
+		for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++)
+			gpamap__bind(p->m, (r << MM_PAGEBLOCK_ORDER) + i, (r << MM_PAGEBLOCK_ORDER) + i);
+	}
+}
+
+/* 3. Unmovable pageblocks at random positions among the other blocks. */
+static int place__unmovable_blocks(struct placement *p)
+{
+	const struct aging_counts *c = &p->c;
+	uint64_t left = c->unmovable_grouped;
+
+	for (uint32_t blk = 0; blk < p->nr_blocks; blk++)
+		if (p->role[blk] == BLOCK_OPEN)
+			p->blocks[p->nr_open++] = blk;
+	if (c->unmovable_blocks > p->nr_open) {
+		mm__set_msg(p->err, p->errlen, "aging: %u unmovable pageblocks do not fit in %u free blocks",
+			    c->unmovable_blocks, p->nr_open);
+		return -ENOSPC;
+	}
+	for (uint32_t k = 0; k < c->unmovable_blocks; k++) {
+		uint32_t j = k + (uint32_t)rng__below(&p->rng, p->nr_open - k), t = p->blocks[k];
+		uint32_t n = left < MM_PAGEBLOCK_FRAMES ? (uint32_t)left : MM_PAGEBLOCK_FRAMES;
+		frame_t f0;
+
+		p->blocks[k] = p->blocks[j];
+		p->blocks[j] = t;
+		p->role[p->blocks[k]] = BLOCK_UNMOVABLE;
+		f0 = p->blocks[k] << MM_PAGEBLOCK_ORDER;
+		for (uint32_t i = 0; i < n; i++)
+			gpamap__set_owner(p->m, f0 + i, FRAME_BALLAST_UNMOVABLE);
+		left -= n;
+	}
+	return 0;
+}
+
+/* 4. A uniformly random sample of the candidate frames for everything scattered. */
+static int place__scattered(struct placement *p)
+{
+	const struct aging_counts *c = &p->c;
+	uint32_t nr_cand = (p->nr_open - c->unmovable_blocks) * MM_PAGEBLOCK_FRAMES;
+	uint64_t need = (uint64_t)c->scattered_regions * MM_PAGEBLOCK_FRAMES + c->unmovable_scattered + c->movable;
+	uint64_t i;
+
+	if (need > nr_cand) {
+		mm__set_msg(p->err, p->errlen, "aging: %llu scattered frames do not fit in %u candidate frames",
+			    (unsigned long long)need, nr_cand);
+		return -ENOSPC;
+	}
+	p->cand = malloc(((size_t)nr_cand + 1) * sizeof(*p->cand));
+	if (!p->cand)
+		return -ENOMEM;
+	nr_cand = 0;
+	for (uint32_t blk = 0; blk < p->nr_blocks; blk++)
+		if (p->role[blk] == BLOCK_OPEN)
+			for (uint32_t f = 0; f < MM_PAGEBLOCK_FRAMES; f++)
+				p->cand[nr_cand++] = (blk << MM_PAGEBLOCK_ORDER) + f;
+	for (i = 0; i < need; i++) {
+		uint64_t j = i + rng__below(&p->rng, nr_cand - i);
+		uint32_t t = p->cand[i];
+
+		p->cand[i] = p->cand[j];
+		p->cand[j] = t;
+	}
+	i = 0;
+	for (uint32_t k = 0; k < c->scattered_regions; k++)
+		for (uint32_t f = 0; f < MM_PAGEBLOCK_FRAMES; f++)
+			gpamap__bind(p->m, (p->regions[k] << MM_PAGEBLOCK_ORDER) + f, p->cand[i++]);
+	for (uint64_t n = 0; n < c->unmovable_scattered; n++)
+		gpamap__set_owner(p->m, p->cand[i++], FRAME_BALLAST_UNMOVABLE);
+	for (uint64_t n = 0; n < c->movable; n++)
+		gpamap__set_owner(p->m, p->cand[i++], FRAME_BALLAST_MOVABLE);
+	return 0;
+}
+
+/* 5. The buddy allocator gives up exactly the owned frames; then the pageblock types. */
+static int place__commit(struct placement *p)
+{
+	if (take_owned(p->b, p->m, p->role, p->nr_blocks)) {
+		mm__set_msg(p->err, p->errlen, "aging: the buddy allocator refused a frame it should have had free");
+		return -EIO;
+	}
+	for (uint32_t blk = 0; blk < p->nr_blocks; blk++)
+		if (p->role[blk] == BLOCK_UNMOVABLE)
+			buddy__set_pageblock_mt(p->b, blk << MM_PAGEBLOCK_ORDER, MIGRATE_UNMOVABLE);
+	return 0;
+}
+
 int aging__place(struct buddy *b, struct gpamap *m, const struct aging_config *cfg,
 		 char *err, size_t errlen)
 {
-	struct aging_counts c;
-	struct rng rng;
-	uint32_t *regions = NULL, *blocks = NULL, *cand = NULL, *scattered;
-	uint8_t *role = NULL;
-	uint32_t nr_blocks, nr_open = 0, nr_cand = 0, k;
-	uint64_t need, left, i;
+	struct placement p = { .b = b, .m = m, .err = err, .errlen = errlen };
 	int ret;
 
-	ret = aging__counts(cfg, m->nr_gpfns, m->nr_frames, &c, err, errlen);
+	ret = aging__counts(cfg, m->nr_gpfns, m->nr_frames, &p.c, err, errlen);
 	if (ret)
 		return ret;
 	if (b->nr_frames != m->nr_frames || b->nr_free_frames != b->nr_frames ||
 	    m->nr_owned[FRAME_FREE] != m->nr_frames) {
 		mm__set_msg(err, errlen, "aging: needs a fresh buddy allocator and GPA map over the same %u frames",
-			m->nr_frames);
+			    m->nr_frames);
 		return -EINVAL;
 	}
-	nr_blocks = m->nr_frames / MM_PAGEBLOCK_FRAMES;
-	regions = malloc(((size_t)c.regions + 1) * sizeof(*regions));
-	blocks = malloc((size_t)nr_blocks * sizeof(*blocks));
-	role = calloc(nr_blocks, 1);
-	if (!regions || !blocks || !role)
-		goto err_nomem;
-	rng__seed(&rng, cfg->seed);
-
-	/* 1. Which regions are scattered: the first K of a partial shuffle, kept in ascending order. */
-	for (uint32_t r = 0; r < c.regions; r++)
-		regions[r] = r;
-	for (k = 0; k < c.scattered_regions; k++) {
-		uint32_t j = k + (uint32_t)rng__below(&rng, c.regions - k), t = regions[k];
-
-		regions[k] = regions[j];
-		regions[j] = t;
-	}
-	for (uint32_t r = 0; r < c.regions; r++)
-		role[r] = BLOCK_LINEAR;
-	for (k = 0; k < c.scattered_regions; k++)
-		role[regions[k]] = BLOCK_OPEN;
-	scattered = regions;
-	k = 0;
-	for (uint32_t r = 0; r < c.regions; r++)
-		if (role[r] == BLOCK_OPEN)
-			scattered[k++] = r;
-
-	/* 2. Linear regions: region r in order on block r. */
-	for (uint32_t r = 0; r < c.regions; r++) {
-		if (role[r] != BLOCK_LINEAR)
-			continue;
-		for (uint32_t p = 0; p < MM_PAGEBLOCK_FRAMES; p++)
-			gpamap__bind(m, (r << MM_PAGEBLOCK_ORDER) + p, (r << MM_PAGEBLOCK_ORDER) + p);
-	}
-
-	/* 3. Unmovable pageblocks at random positions among the other blocks. */
-	for (uint32_t blk = 0; blk < nr_blocks; blk++)
-		if (role[blk] == BLOCK_OPEN)
-			blocks[nr_open++] = blk;
-	if (c.unmovable_blocks > nr_open) {
-		mm__set_msg(err, errlen, "aging: %u unmovable pageblocks do not fit in %u free blocks",
-			c.unmovable_blocks, nr_open);
-		ret = -ENOSPC;
-		goto out;
-	}
-	left = c.unmovable_grouped;
-	for (k = 0; k < c.unmovable_blocks; k++) {
-		uint32_t j = k + (uint32_t)rng__below(&rng, nr_open - k), t = blocks[k];
-		frame_t f0;
-		uint32_t n = left < MM_PAGEBLOCK_FRAMES ? (uint32_t)left : MM_PAGEBLOCK_FRAMES;
-
-		blocks[k] = blocks[j];
-		blocks[j] = t;
-		role[blocks[k]] = BLOCK_UNMOVABLE;
-		f0 = blocks[k] << MM_PAGEBLOCK_ORDER;
-		for (uint32_t p = 0; p < n; p++)
-			gpamap__set_owner(m, f0 + p, FRAME_BALLAST_UNMOVABLE);
-		left -= n;
-	}
-
-	/* 4. A uniformly random sample of the candidate frames for everything scattered. */
-	nr_cand = (nr_open - c.unmovable_blocks) * MM_PAGEBLOCK_FRAMES;
-	need = (uint64_t)c.scattered_regions * MM_PAGEBLOCK_FRAMES + c.unmovable_scattered + c.movable;
-	if (need > nr_cand) {
-		mm__set_msg(err, errlen, "aging: %llu scattered frames do not fit in %u candidate frames",
-			(unsigned long long)need, nr_cand);
-		ret = -ENOSPC;
-		goto out;
-	}
-	cand = malloc(((size_t)nr_cand + 1) * sizeof(*cand));
-	if (!cand)
-		goto err_nomem;
-	nr_cand = 0;
-	for (uint32_t blk = 0; blk < nr_blocks; blk++)
-		if (role[blk] == BLOCK_OPEN)
-			for (uint32_t p = 0; p < MM_PAGEBLOCK_FRAMES; p++)
-				cand[nr_cand++] = (blk << MM_PAGEBLOCK_ORDER) + p;
-	for (i = 0; i < need; i++) {
-		uint64_t j = i + rng__below(&rng, nr_cand - i);
-		uint32_t t = cand[i];
-
-		cand[i] = cand[j];
-		cand[j] = t;
-	}
-	i = 0;
-	for (k = 0; k < c.scattered_regions; k++)
-		for (uint32_t p = 0; p < MM_PAGEBLOCK_FRAMES; p++)
-			gpamap__bind(m, (scattered[k] << MM_PAGEBLOCK_ORDER) + p, cand[i++]);
-	for (uint64_t n = 0; n < c.unmovable_scattered; n++)
-		gpamap__set_owner(m, cand[i++], FRAME_BALLAST_UNMOVABLE);
-	for (uint64_t n = 0; n < c.movable; n++)
-		gpamap__set_owner(m, cand[i++], FRAME_BALLAST_MOVABLE);
-
-	/* 5. The buddy allocator gives up exactly the owned frames; then the pageblock types. */
-	if (take_owned(b, m, role, nr_blocks)) {
-		mm__set_msg(err, errlen, "aging: the buddy allocator refused a frame it should have had free");
-		ret = -EIO;
-		goto out;
-	}
-	for (uint32_t blk = 0; blk < nr_blocks; blk++)
-		if (role[blk] == BLOCK_UNMOVABLE)
-			buddy__set_pageblock_mt(b, blk << MM_PAGEBLOCK_ORDER, MIGRATE_UNMOVABLE);
-	ret = 0;
-	goto out;
-
-err_nomem:
-	mm__set_msg(err, errlen, "aging: out of memory");
+	p.nr_blocks = m->nr_frames / MM_PAGEBLOCK_FRAMES;
+	p.regions = malloc(((size_t)p.c.regions + 1) * sizeof(*p.regions));
+	p.blocks = malloc((size_t)p.nr_blocks * sizeof(*p.blocks));
+	p.role = calloc(p.nr_blocks, 1);
 	ret = -ENOMEM;
-out:
-	free(cand);
-	free(role);
-	free(blocks);
-	free(regions);
+	if (p.regions && p.blocks && p.role) {
+		rng__seed(&p.rng, cfg->seed);
+		place__pick_scattered(&p);
+		place__linear(&p);
+		ret = place__unmovable_blocks(&p);
+		if (!ret)
+			ret = place__scattered(&p);
+		if (!ret)
+			ret = place__commit(&p);
+	}
+	if (ret == -ENOMEM)
+		mm__set_msg(err, errlen, "aging: out of memory");
+	free(p.cand);
+	free(p.role);
+	free(p.blocks);
+	free(p.regions);
 	return ret;
 }

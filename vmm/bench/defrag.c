@@ -83,63 +83,40 @@ static const struct option bench_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* 0 parsed, 1 help printed, -EINVAL with a message printed. */
-static int bench__parse(int argc, char **argv, struct bench_opts *o, const char *name, const char *usage)
+/* One of this benchmark's own options (bench_opt_fn). */
+static int bench__parse_opt(void *opts, int c, const char *arg)
 {
+	struct bench_opts *o = opts;
 	uint64_t v;
-	int c;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", bench_longopts, NULL)) != -1) {
-		switch (c) {
-		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
-			if (bench_guest__parse(&o->guest, c, optarg))
-				goto bad;
-			break;
-		case OPT_ALGO:
-			if (!strcmp(optarg, "planned"))
-				o->algos = 1 << DEFRAG_ALGO_PLANNED;
-			else if (!strcmp(optarg, "linux"))
-				o->algos = 1 << DEFRAG_ALGO_LINUX;
-			else if (!strcmp(optarg, "both"))
-				o->algos = (1 << DEFRAG_ALGO_PLANNED) | (1 << DEFRAG_ALGO_LINUX);
-			else
-				goto bad;
-			break;
-		case OPT_PAUSE:
-			if (util__parse_count(optarg, &v) || v < 50 || v > 1000000)
-				goto bad;
-			o->max_pause_ns = v * 1000;
-			break;
-		case OPT_GUPS_MS:
-			if (util__parse_count(optarg, &v) || v < 100 || v > 600000)
-				goto bad;
-			o->gups_ms = v;
-			break;
-		case OPT_NO_BASELINE:
-			o->baseline = false;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 1;
-		default:
-			fprintf(stderr, "vmcompact bench %s: unknown option '%s'\nTry 'vmcompact bench %s --help'.\n",
-				name, argv[optind - 1], name);
+	switch (c) {
+	case OPT_ALGO:
+		if (!strcmp(arg, "planned"))
+			o->algos = 1 << DEFRAG_ALGO_PLANNED;
+		else if (!strcmp(arg, "linux"))
+			o->algos = 1 << DEFRAG_ALGO_LINUX;
+		else if (!strcmp(arg, "both"))
+			o->algos = (1 << DEFRAG_ALGO_PLANNED) | (1 << DEFRAG_ALGO_LINUX);
+		else
 			return -EINVAL;
-		}
+		return 0;
+	case OPT_PAUSE:
+		if (util__parse_count(arg, &v) || v < 50 || v > 1000000)
+			return -EINVAL;
+		o->max_pause_ns = v * 1000;
+		return 0;
+	case OPT_GUPS_MS:
+		if (util__parse_count(arg, &v) || v < 100 || v > 600000)
+			return -EINVAL;
+		o->gups_ms = v;
+		return 0;
+	case OPT_NO_BASELINE:
+		o->baseline = false;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcompact bench %s: unexpected argument '%s'\n", name, argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "vmcompact bench %s: bad value '%s' for %s\nTry 'vmcompact bench %s --help'.\n",
-		name, optarg, bench__opt_name(argv, optind, optarg), name);
 	return -EINVAL;
 }
 
@@ -297,7 +274,7 @@ int bench_defrag__cmd(int argc, char **argv)
 	int n = 0, rc, failed = 0;
 
 	bench__defaults(&o);
-	rc = bench__parse(argc, argv, &o, "defrag", bench_defrag__usage);
+	rc = bench__parse_args(argc, argv, "defrag", bench_longopts, bench_defrag__usage, &o.guest, bench__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
 
@@ -391,7 +368,7 @@ int bench_gups__cmd(int argc, char **argv)
 
 	bench__defaults(&o);
 	o.gups_ms = 3000;
-	rc = bench__parse(argc, argv, &o, "gups", bench_gups__usage);
+	rc = bench__parse_args(argc, argv, "gups", bench_longopts, bench_gups__usage, &o.guest, bench__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
 	bench__one(&o, 0.0, -1, &lin);

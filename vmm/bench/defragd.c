@@ -79,60 +79,37 @@ static const struct option bd_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* 0 parsed, 1 help printed, -EINVAL with a message printed. */
-static int bd__parse(int argc, char **argv, struct bd_opts *o)
+/* One of this benchmark's own options (bench_opt_fn). */
+static int bd__parse_opt(void *opts, int c, const char *arg)
 {
+	struct bd_opts *o = opts;
 	uint64_t v;
-	int c;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", bd_longopts, NULL)) != -1) {
-		switch (c) {
-		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
-			if (bench_guest__parse(&o->guest, c, optarg))
-				goto bad;
-			break;
-		case OPT_SECONDS:
-			if (util__parse_duration_ms(optarg, &v) || v < 1000 || v > 3600000)
-				goto bad;
-			o->window_ms = v;
-			break;
-		case OPT_PROACTIVE:
-			if (util__parse_count(optarg, &v) || v > 100)
-				goto bad;
-			o->proactiveness = (unsigned)v;
-			break;
-		case OPT_MBPS:
-			if (util__parse_count(optarg, &v) || v > DEFRAGD_MBPS_MAX)
-				goto bad;
-			o->max_mbps = (int64_t)v;
-			break;
-		case OPT_PAUSE:
-			if (util__parse_count(optarg, &v) || v < DEFRAGD_PAUSE_US_MIN || v > DEFRAGD_PAUSE_US_MAX)
-				goto bad;
-			o->max_pause_us = (int64_t)v;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'h':
-			fputs(bench_defragd__usage, stdout);
-			return 1;
-		default:
-			fprintf(stderr, "vmcompact bench defragd: unknown option '%s'\n"
-				"Try 'vmcompact bench defragd --help'.\n", argv[optind - 1]);
+	switch (c) {
+	case OPT_SECONDS:
+		if (util__parse_duration_ms(arg, &v) || v < 1000 || v > 3600000)
 			return -EINVAL;
-		}
+		o->window_ms = v;
+		return 0;
+	case OPT_PROACTIVE:
+		if (util__parse_count(arg, &v) || v > 100)
+			return -EINVAL;
+		o->proactiveness = (unsigned)v;
+		return 0;
+	case OPT_MBPS:
+		if (util__parse_count(arg, &v) || v > DEFRAGD_MBPS_MAX)
+			return -EINVAL;
+		o->max_mbps = (int64_t)v;
+		return 0;
+	case OPT_PAUSE:
+		if (util__parse_count(arg, &v) || v < DEFRAGD_PAUSE_US_MIN || v > DEFRAGD_PAUSE_US_MAX)
+			return -EINVAL;
+		o->max_pause_us = (int64_t)v;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcompact bench defragd: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "vmcompact bench defragd: bad value '%s' for %s\nTry 'vmcompact bench defragd --help'.\n",
-		optarg, bench__opt_name(argv, optind, optarg));
 	return -EINVAL;
 }
 
@@ -496,7 +473,7 @@ int bench_defragd__cmd(int argc, char **argv)
 	int rc;
 
 	bd__defaults(&o);
-	rc = bd__parse(argc, argv, &o);
+	rc = bench__parse_args(argc, argv, "defragd", bd_longopts, bench_defragd__usage, &o.guest, bd__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
 	if (!o.json)

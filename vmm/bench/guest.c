@@ -1,7 +1,8 @@
-/* bench_vm.c: drive one in-process VM for benchmarks and the demo: boot, sample GUPS, stop. */
+/* guest.c: the guest every benchmark boots: its options, the benchmarks' option loop, boot, GUPS samples, stop. */
 #include "vmm/bench/guest.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,40 @@ int bench_guest__parse(struct bench_guest *g, int opt, const char *arg)
 	return -EINVAL;
 }
 
-const char *bench__opt_name(char **argv, int optind_now, const char *value)
+/* The option whose value getopt_long just returned ("--mem 3M" and "--mem=3M" alike). */
+static const char *bench__opt_name(char **argv, int optind_now, const char *value)
 {
 	return optind_now >= 2 && argv[optind_now - 1] == value ? argv[optind_now - 2] : argv[optind_now - 1];
+}
+
+int bench__parse_args(int argc, char **argv, const char *name, const struct option *longopts,
+		      const char *usage, struct bench_guest *g, bench_opt_fn own, void *opts)
+{
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (c == ':' || c == '?') {
+			fprintf(stderr, "vmcompact bench %s: %s '%s'\nTry 'vmcompact bench %s --help'.\n", name,
+				c == ':' ? "missing value for" : "unknown option", argv[optind - 1], name);
+			return -EINVAL;
+		}
+		if (c >= BENCH_OPT_MEM && c < BENCH_OPT_OWN ? bench_guest__parse(g, c, optarg) : own(opts, c, optarg)) {
+			fprintf(stderr, "vmcompact bench %s: bad value '%s' for %s\nTry 'vmcompact bench %s --help'.\n",
+				name, optarg ? optarg : "", bench__opt_name(argv, optind, optarg), name);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vmcompact bench %s: unexpected argument '%s'\n", name, argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int bench_guest__run_options(const struct bench_guest *g, const char *workload, const char *const *extra,

@@ -1,6 +1,6 @@
-/* bench_vm.h: drive one in-process VM for benchmarks and the demo: boot, sample GUPS, stop. */
-#ifndef VMC_VMM_BENCH_VM_H
-#define VMC_VMM_BENCH_VM_H
+/* guest.h: the guest every benchmark boots: its options, the benchmarks' option loop, boot, GUPS samples, stop. */
+#ifndef VMC_VMM_BENCH_GUEST_H
+#define VMC_VMM_BENCH_GUEST_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,8 +27,13 @@ enum { BENCH_OPT_MEM = 0x100, BENCH_OPT_AGE, BENCH_OPT_SEED, BENCH_OPT_SLACK, BE
 
 /* One of BENCH_GUEST_LONGOPTS: 0, or -EINVAL for a bad value. */
 int bench_guest__parse(struct bench_guest *g, int opt, const char *arg);
-/* The option whose value getopt_long just returned ("--mem 3M" and "--mem=3M" alike). */
-const char *bench__opt_name(char **argv, int optind_now, const char *value);
+struct option;
+/* A benchmark's own option (opt >= BENCH_OPT_OWN, arg may be NULL): 0, or -EINVAL for a bad value. */
+typedef int (*bench_opt_fn)(void *opts, int opt, const char *arg);
+/* The benchmarks' option loop: the guest's options into g, the others through own, --help.
+ * 0 parsed, 1 help printed, -EINVAL with a one-line message printed. */
+int bench__parse_args(int argc, char **argv, const char *name, const struct option *longopts,
+		      const char *usage, struct bench_guest *g, bench_opt_fn own, void *opts);
 /* `run` options for this guest running `workload`; extra: more run flags, NULL-terminated. */
 int bench_guest__run_options(const struct bench_guest *g, const char *workload, const char *const *extra,
 			     struct run_options *ro, char *err, size_t errlen);

@@ -118,65 +118,42 @@ static void moves__defaults(struct moves_opts *o)
 	o->gap_ms = 50;
 }
 
-/* 0 parsed, 1 help printed, -EINVAL with a message printed. */
-static int moves__parse(int argc, char **argv, struct moves_opts *o)
+/* One of this benchmark's own options (bench_opt_fn). */
+static int moves__parse_opt(void *opts, int c, const char *arg)
 {
+	struct moves_opts *o = opts;
 	uint64_t v;
-	int c;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", moves_longopts, NULL)) != -1) {
-		switch (c) {
-		case BENCH_OPT_MEM: case BENCH_OPT_AGE: case BENCH_OPT_SEED: case BENCH_OPT_SLACK: case BENCH_OPT_CPUS:
-			if (bench_guest__parse(&o->guest, c, optarg))
-				goto bad;
-			break;
-		case OPT_MOVES:
-			if (util__parse_count(optarg, &o->moves) || !o->moves)
-				goto bad;
-			break;
-		case OPT_PER_ROUND:
-			if (util__parse_count(optarg, &o->per_round) || !o->per_round)
-				goto bad;
-			break;
-		case OPT_ALGO:
-			if (!strcmp(optarg, "planned"))
-				o->algo = DEFRAG_ALGO_PLANNED;
-			else if (!strcmp(optarg, "linux"))
-				o->algo = DEFRAG_ALGO_LINUX;
-			else
-				goto bad;
-			break;
-		case OPT_PAUSE:
-			if (util__parse_count(optarg, &v) || v < 50 || v > 1000000)
-				goto bad;
-			o->max_pause_ns = v * 1000;
-			break;
-		case OPT_GAP:
-			if (util__parse_count(optarg, &o->gap_ms) || o->gap_ms > 60000)
-				goto bad;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'h':
-			fputs(bench_moves__usage, stdout);
-			return 1;
-		default:
-			fprintf(stderr, "vmcompact bench moves: unknown option '%s'\nTry 'vmcompact bench moves --help'.\n",
-				argv[optind - 1]);
+	switch (c) {
+	case OPT_MOVES:
+		if (util__parse_count(arg, &o->moves) || !o->moves)
 			return -EINVAL;
-		}
+		return 0;
+	case OPT_PER_ROUND:
+		if (util__parse_count(arg, &o->per_round) || !o->per_round)
+			return -EINVAL;
+		return 0;
+	case OPT_ALGO:
+		if (!strcmp(arg, "planned"))
+			o->algo = DEFRAG_ALGO_PLANNED;
+		else if (!strcmp(arg, "linux"))
+			o->algo = DEFRAG_ALGO_LINUX;
+		else
+			return -EINVAL;
+		return 0;
+	case OPT_PAUSE:
+		if (util__parse_count(arg, &v) || v < 50 || v > 1000000)
+			return -EINVAL;
+		o->max_pause_ns = v * 1000;
+		return 0;
+	case OPT_GAP:
+		if (util__parse_count(arg, &o->gap_ms) || o->gap_ms > 60000)
+			return -EINVAL;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcompact bench moves: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "vmcompact bench moves: bad value '%s' for %s\nTry 'vmcompact bench moves --help'.\n",
-		optarg, bench__opt_name(argv, optind, optarg));
 	return -EINVAL;
 }
 
@@ -620,7 +597,7 @@ int bench_moves__cmd(int argc, char **argv)
 	int rc;
 
 	moves__defaults(&o);
-	rc = moves__parse(argc, argv, &o);
+	rc = bench__parse_args(argc, argv, "moves", moves_longopts, bench_moves__usage, &o.guest, moves__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
 	res = calloc(1, sizeof(*res));

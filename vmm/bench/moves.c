@@ -333,6 +333,75 @@ static void moves__stop(struct run_ctx *ctx, struct moves_result *res)
 	run__teardown(ctx);
 }
 
+/* One round: re-age k pages, defragment again. 0, or -1 with res->err set. */
+static int moves__round(struct run_ctx *ctx, const struct moves_opts *o, const struct mm_step_ops *ops,
+			const struct defrag_request *req, struct defrag_stats *st, struct moves_result *res,
+			uint64_t *reports, uint64_t *last_change)
+{
+	uint32_t round = res->rounds + 1;
+	uint64_t k, scatter_pause_max;
+	struct mm_stat ms;
+
+	if (moves__guest_trouble(ctx, res, reports, last_change))
+		return -1;
+	k = moves__scatter_size(o, res);
+	if (!k)
+		return -1;
+	if (mm__scatter(&ctx->mm, k, o->guest.seed * 1000003ull + round, ops, req, st)) {
+		moves__fail(res, "re-aging", st);
+		return -1;
+	}
+	moves__account(res, st, true);
+	scatter_pause_max = st->pause_max_ns;
+	mm__stat(&ctx->mm, &ms);
+	if (ms.backing_2m < res->backing_min_after_scatter)
+		res->backing_min_after_scatter = ms.backing_2m;
+	if (mm__defrag(&ctx->mm, req, ops, st)) {
+		moves__fail(res, "defrag", st);
+		return -1;
+	}
+	moves__account(res, st, false);
+	res->rounds = round;
+	res->rounds_below_achievable += st->regions_backed_2m < st->regions_achievable;
+	if (!o->json)
+		fprintf(stderr, "bench moves: round %u: scattered %llu, defrag moved %llu, total %llu moves, "
+			"%u/%u regions backed 2M, pause max %.0f us (scatter) %.0f us (defrag)\n", round,
+			(unsigned long long)k, (unsigned long long)st->pages_copied,
+			(unsigned long long)res->moves, st->regions_backed_2m, st->regions_achievable,
+			scatter_pause_max / 1e3, st->pause_max_ns / 1e3);
+	if (o->gap_ms)
+		bench_vm__sleep(ctx, o->gap_ms); /* a guest that ended is seen by moves__guest_trouble */
+	return 0;
+}
+
+/* Pause percentiles and the verdict, once the guest has stopped. */
+static void moves__verdict(const struct moves_opts *o, struct pause_log *pl, struct moves_result *res)
+{
+	if (pl->n) {
+		qsort(pl->ns, pl->n, sizeof(uint64_t), cmp_u64);
+		res->steps = pl->n;
+		res->pause_max_ns = pl->ns[pl->n - 1];
+		res->pause_p99_ns = percentile(pl->ns, pl->n, 99);
+		res->pause_p50_ns = percentile(pl->ns, pl->n, 50);
+		for (size_t i = 0; i < pl->n; i++)
+			res->pauses_over_budget += pl->ns[i] > o->max_pause_ns;
+	}
+	if (res->verify_errors)
+		snprintf(res->err, sizeof(res->err), "VERIFY FOUND %llu BAD WORDS (%llu stale = lost writes)",
+			 (unsigned long long)res->verify_errors, (unsigned long long)res->verify_stale);
+	else if (res->exit_code)
+		snprintf(res->err, sizeof(res->err), "guest exit status %d%s%s", res->exit_code,
+			 res->guest_error[0] ? ": " : "", res->guest_error);
+	else if (!res->all_final)
+		snprintf(res->err, sizeof(res->err), "a vCPU sent no final report");
+	else if (res->min_passes_run == 0)
+		snprintf(res->err, sizeof(res->err), "a vCPU completed no verify pass during the moves");
+	else if (pl->oom)
+		snprintf(res->err, sizeof(res->err), "out of memory recording pauses");
+	else
+		res->rc = 0;
+}
+
 /* Boot, initial defrag, rounds until o->moves, stop, final verify. */
 static void moves__run(const struct moves_opts *o, struct moves_result *res)
 {
@@ -393,38 +462,10 @@ static void moves__run(const struct moves_opts *o, struct moves_result *res)
 			st->regions_achievable);
 
 	while (res->moves < o->moves) {
-		uint32_t round = res->rounds + 1;
-		uint64_t k, scatter_pause_max;
+		int r = moves__round(ctx, o, &ops, &req, st, res, &reports, &last_change);
 
-		if (moves__guest_trouble(ctx, res, &reports, &last_change))
+		if (r < 0)
 			goto out;
-		k = moves__scatter_size(o, res);
-		if (!k)
-			goto out;
-		if (mm__scatter(&ctx->mm, k, o->guest.seed * 1000003ull + round, &ops, &req, st)) {
-			moves__fail(res, "re-aging", st);
-			goto out;
-		}
-		moves__account(res, st, true);
-		scatter_pause_max = st->pause_max_ns;
-		mm__stat(&ctx->mm, &ms);
-		if (ms.backing_2m < res->backing_min_after_scatter)
-			res->backing_min_after_scatter = ms.backing_2m;
-		if (mm__defrag(&ctx->mm, &req, &ops, st)) {
-			moves__fail(res, "defrag", st);
-			goto out;
-		}
-		moves__account(res, st, false);
-		res->rounds = round;
-		res->rounds_below_achievable += st->regions_backed_2m < st->regions_achievable;
-		if (!o->json)
-			fprintf(stderr, "bench moves: round %u: scattered %llu, defrag moved %llu, total %llu moves, "
-				"%u/%u regions backed 2M, pause max %.0f us (scatter) %.0f us (defrag)\n", round,
-				(unsigned long long)k, (unsigned long long)st->pages_copied,
-				(unsigned long long)res->moves, st->regions_backed_2m, st->regions_achievable,
-				scatter_pause_max / 1e3, st->pause_max_ns / 1e3);
-		if (o->gap_ms && !bench_vm__sleep(ctx, o->gap_ms))
-			continue; /* moves__guest_trouble reports it */
 	}
 	res->wall_ns = util__now_ns() - t0;
 	if (moves__guest_trouble(ctx, res, &reports, &last_change))
@@ -441,29 +482,7 @@ static void moves__run(const struct moves_opts *o, struct moves_result *res)
 	booted = false;
 	moves__stop(ctx, res);
 
-	if (pl.n) {
-		qsort(pl.ns, pl.n, sizeof(uint64_t), cmp_u64);
-		res->steps = pl.n;
-		res->pause_max_ns = pl.ns[pl.n - 1];
-		res->pause_p99_ns = percentile(pl.ns, pl.n, 99);
-		res->pause_p50_ns = percentile(pl.ns, pl.n, 50);
-		for (size_t i = 0; i < pl.n; i++)
-			res->pauses_over_budget += pl.ns[i] > o->max_pause_ns;
-	}
-	if (res->verify_errors)
-		snprintf(res->err, sizeof(res->err), "VERIFY FOUND %llu BAD WORDS (%llu stale = lost writes)",
-			 (unsigned long long)res->verify_errors, (unsigned long long)res->verify_stale);
-	else if (res->exit_code)
-		snprintf(res->err, sizeof(res->err), "guest exit status %d%s%s", res->exit_code,
-			 res->guest_error[0] ? ": " : "", res->guest_error);
-	else if (!res->all_final)
-		snprintf(res->err, sizeof(res->err), "a vCPU sent no final report");
-	else if (res->min_passes_run == 0)
-		snprintf(res->err, sizeof(res->err), "a vCPU completed no verify pass during the moves");
-	else if (pl.oom)
-		snprintf(res->err, sizeof(res->err), "out of memory recording pauses");
-	else
-		res->rc = 0;
+	moves__verdict(o, &pl, res);
 out:
 	if (booted) {
 		/* Failed midway: still stop gracefully and keep what the guest found. */

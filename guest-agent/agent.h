@@ -1,4 +1,4 @@
-/* agent.h: the guest agent's internal API: hypercalls, console printf, TSC, workloads. */
+/* agent.h: the guest agent's internal API: platform ops, console printf, TSC, workloads. */
 #ifndef VMC_AGENT_H
 #define VMC_AGENT_H
 
@@ -6,6 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vmcompact/abi.h"
+
+/*
+ * What the agent needs from below, chosen once at boot by the entry path: vmcompact's
+ * hypercalls (_start, the default) or PVH under QEMU (pvh_start32: serial console, one JSON
+ * result line, isa-debug-exit). A global because the agent is one program with one platform.
+ */
+struct agent_ops {
+	const char *name;
+	void (*console)(const char *s, size_t len);
+	void (*report)(struct vmc_hc_report *r);
+	void (*exit)(uint32_t status);            /* must not return */
+	uint32_t (*sleep)(uint64_t ns);           /* returns 1 if woken by a stop request */
+	int progress_always;                      /* timed gups/chase report progress too */
+};
+extern const struct agent_ops *agent_ops;
+extern const struct agent_ops vmc_hypercall_ops;
 
 /* Hypercall: out %eax, %dx with the struct's GPA (identity map: pointer == GPA, < 4 GiB). */
 static inline void hc__call(unsigned nr, void *arg)
@@ -52,5 +68,12 @@ void reporter__maybe(struct reporter *rp, struct vmc_hc_report *r);
 uint32_t wl__verify(const struct vmc_boot_info *bi, struct vmc_hc_report *r);
 uint32_t wl__gups(const struct vmc_boot_info *bi, struct vmc_hc_report *r);
 uint32_t wl__stream(const struct vmc_boot_info *bi, struct vmc_hc_report *r);
+uint32_t wl__chase(const struct vmc_boot_info *bi, struct vmc_hc_report *r);
+
+/* pvh.c: QEMU PVH boot (entry from pvh.S at CPL3 with the hvm_start_info pointer). */
+__attribute__((noreturn)) void pvh_main(const void *start_info);
+uint64_t pvh__exception(const uint64_t *frame);   /* CPL0, from pvh.S; does not return */
+__attribute__((noreturn)) void agent_main(struct vmc_boot_info *bi);
+const char *agent__workload_name(uint32_t id);   /* "?" for unknown ids */
 
 #endif

@@ -1,4 +1,4 @@
-/* lib.c: the guest agent's tiny libc: mem*, a printf subset, and the hypercall wrappers. */
+/* lib.c: the guest agent's tiny libc: mem*, a printf subset, and the platform-op wrappers. */
 #include "agent.h"
 
 void *memset(void *d, int c, size_t n)
@@ -126,11 +126,43 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
-void console__write(const char *s, size_t len)
+static void vmc__console(const char *s, size_t len)
 {
 	struct vmc_hc_console c = { .gpa = (uint64_t)(uintptr_t)s, .len = len };
 
 	hc__call(VMC_HC_CONSOLE, &c);
+}
+
+static void vmc__report(struct vmc_hc_report *r)
+{
+	hc__call(VMC_HC_REPORT, r);
+}
+
+static void vmc__exit(uint32_t status)
+{
+	struct vmc_hc_exit e = { .status = status };
+
+	for (;;)
+		hc__call(VMC_HC_EXIT, &e);
+}
+
+static uint32_t vmc__sleep(uint64_t ns)
+{
+	struct vmc_hc_sleep s = { .ns = ns };
+
+	hc__call(VMC_HC_SLEEP, &s);
+	return s.stopped;
+}
+
+const struct agent_ops vmc_hypercall_ops = {
+	.name = "vmcompact", .console = vmc__console, .report = vmc__report,
+	.exit = vmc__exit, .sleep = vmc__sleep,
+};
+const struct agent_ops *agent_ops = &vmc_hypercall_ops;
+
+void console__write(const char *s, size_t len)
+{
+	agent_ops->console(s, len);
 }
 
 void console__printf(const char *fmt, ...)
@@ -149,23 +181,18 @@ void console__printf(const char *fmt, ...)
 
 void hc__report(struct vmc_hc_report *r)
 {
-	hc__call(VMC_HC_REPORT, r);
+	agent_ops->report(r);
 }
 
 void hc__exit(uint32_t status)
 {
-	struct vmc_hc_exit e = { .status = status };
-
 	for (;;)
-		hc__call(VMC_HC_EXIT, &e);
+		agent_ops->exit(status);
 }
 
 uint32_t hc__sleep(uint64_t ns)
 {
-	struct vmc_hc_sleep s = { .ns = ns };
-
-	hc__call(VMC_HC_SLEEP, &s);
-	return s.stopped;
+	return agent_ops->sleep(ns);
 }
 
 uint64_t tsc__from_ms(const struct vmc_boot_info *bi, uint64_t ms)

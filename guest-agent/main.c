@@ -1,13 +1,16 @@
 /* main.c: guest agent entry: checks the boot info, runs the selected workload, reports, exits. */
 #include "agent.h"
 
-void agent_main(struct vmc_boot_info *bi);
-
 static const char *const wl_names[VMC_WL_COUNT] = {
 	[VMC_WL_NOOP] = "noop", [VMC_WL_TOUCH] = "touch", [VMC_WL_VERIFY] = "verify",
 	[VMC_WL_GUPS] = "gups", [VMC_WL_STREAM] = "stream", [VMC_WL_IDLE] = "idle",
-	[VMC_WL_FAULT] = "fault",
+	[VMC_WL_FAULT] = "fault", [VMC_WL_CHASE] = "chase",
 };
+
+const char *agent__workload_name(uint32_t id)
+{
+	return id < VMC_WL_COUNT && wl_names[id] ? wl_names[id] : "?";
+}
 
 /* Writes one signature word at the start and one at the end of every page of the slice. */
 static uint32_t wl__touch(const struct vmc_boot_info *bi, struct vmc_hc_report *r)
@@ -112,6 +115,7 @@ void agent_main(struct vmc_boot_info *bi)
 	case VMC_WL_STREAM: status = wl__stream(bi, &r); break;
 	case VMC_WL_IDLE:   status = wl__idle(bi, &r); break;
 	case VMC_WL_FAULT:  status = wl__fault(bi, &r); break;
+	case VMC_WL_CHASE:  status = wl__chase(bi, &r); break;
 	default:            status = VMC_GUEST_BADARGS; break;
 	}
 	if (agent__stop_requested(bi))

@@ -297,7 +297,8 @@ static void run_args__named_forever(struct run_options *o)
 	for (unsigned i = 0; i < o->nr_workloads; i++) {
 		struct workload_spec *w = &o->workload[i];
 
-		if ((w->id == VMC_WL_VERIFY || w->id == VMC_WL_GUPS || w->id == VMC_WL_STREAM) &&
+		if ((w->id == VMC_WL_VERIFY || w->id == VMC_WL_GUPS || w->id == VMC_WL_STREAM ||
+		     w->id == VMC_WL_CHASE) &&
 		    !w->args.passes && !w->args.duration_ms && !w->args.updates)
 			w->args.flags |= VMC_WL_FOREVER;
 	}

@@ -33,13 +33,15 @@ static struct json_object *run__args_json(const struct workload_spec *w)
 	if (args->duration_ms)
 		json_object_object_add(a, "seconds", json_object_new_double((double)args->duration_ms / 1000.0));
 	if (args->updates)
-		json_object_object_add(a, "updates", json_object_new_uint64(args->updates));
+		json_object_object_add(a, w->id == VMC_WL_CHASE ? "accesses" : "updates", json_object_new_uint64(args->updates));
 	if (args->ws_bytes)
 		json_object_object_add(a, "ws_bytes", json_object_new_uint64(args->ws_bytes));
 	if (args->seed)
 		json_object_object_add(a, "seed", json_object_new_uint64(args->seed));
 	if (args->flags & VMC_WL_FOREVER)
 		json_object_object_add(a, "forever", json_object_new_boolean(1));
+	if (args->flags & VMC_WL_CHASE_PAGE)
+		json_object_object_add(a, "page", json_object_new_boolean(1));
 	if (w->id == VMC_WL_FAULT)
 		json_object_object_add(a, "fault", json_object_new_string(workload__fault_name(args->fault)));
 	return a;
@@ -137,6 +139,8 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 		json_object_object_add(o, "updates", json_object_new_uint64(r.updates));
 		json_object_object_add(o, "updates_per_sec", json_object_new_double(secs > 0 ? (double)r.updates / secs : 0));
 		json_object_object_add(o, "ns_per_update", json_object_new_double(r.updates ? secs * 1e9 / (double)r.updates : 0));
+		json_object_object_add(o, "accesses", json_object_new_uint64(r.accesses));
+		json_object_object_add(o, "ns_per_access", json_object_new_double(r.accesses ? secs * 1e9 / (double)r.accesses : 0));
 		json_object_object_add(o, "bytes", json_object_new_uint64(r.bytes));
 		json_object_object_add(o, "bytes_per_sec", json_object_new_double(secs > 0 ? (double)r.bytes / secs : 0));
 		json_object_object_add(o, "ws_bytes", json_object_new_uint64(r.ws_bytes));
@@ -254,6 +258,9 @@ void run__print_human(const struct run_ctx *ctx)
 		if (r.updates && secs > 0)
 			printf(", %llu updates: %.1f M updates/s, %.2f ns/update", (unsigned long long)r.updates,
 			       (double)r.updates / secs / 1e6, secs * 1e9 / (double)r.updates);
+		if (r.accesses && secs > 0)
+			printf(", %llu accesses: %.2f ns/access", (unsigned long long)r.accesses,
+			       secs * 1e9 / (double)r.accesses);
 		if (r.bytes && secs > 0)
 			printf(", %.2f GB/s", (double)r.bytes / secs / 1e9);
 		printf("\n");

@@ -17,8 +17,13 @@ const char workload__help[] =
 "                        8-byte word), seconds=S, seed=N, forever\n"
 "  stream[:ARGS]         sequential copy + triad bandwidth\n"
 "                        ARGS: ws=SIZE, passes=N (default 4), seconds=S, forever\n"
+"  chase[:ARGS]          pointer chase: dependent random loads through one random cycle\n"
+"                        over the working set, one element per 64 B line; reports ns/access\n"
+"                        ARGS: ws=SIZE (default: whole slice), accesses=N (default 4 per\n"
+"                        element, at least 1M), seconds=S, seed=N, page (one element per\n"
+"                        4 KiB page), forever\n"
 "  idle                  sleep in the host (vCPU thread blocked) until stopped\n"
-"  forever[:W[,ARGS]]    run W (verify, gups or stream; default verify) until stopped;\n"
+"  forever[:W[,ARGS]]    run W (verify, gups, stream or chase; default verify) until stopped;\n"
 "                        same as W:ARGS,forever\n"
 "  noop                  report and exit at once (start-up benchmark)\n"
 "  fault:KIND            test only, must fail: badptr, badlen, badport, badcall, mmio, triple\n"
@@ -30,7 +35,7 @@ const char workload__help[] =
 static const char *const names[VMC_WL_COUNT] = {
 	[VMC_WL_NOOP] = "noop", [VMC_WL_TOUCH] = "touch", [VMC_WL_VERIFY] = "verify",
 	[VMC_WL_GUPS] = "gups", [VMC_WL_STREAM] = "stream", [VMC_WL_IDLE] = "idle",
-	[VMC_WL_FAULT] = "fault",
+	[VMC_WL_FAULT] = "fault", [VMC_WL_CHASE] = "chase",
 };
 
 static const char *const fault_names[VMC_FAULT_COUNT] = {
@@ -40,11 +45,12 @@ static const char *const fault_names[VMC_FAULT_COUNT] = {
 };
 
 /* Which keys each workload takes. */
-enum { K_PASSES = 1, K_SECONDS = 2, K_UPDATES = 4, K_WS = 8, K_SEED = 16, K_FOREVER = 32 };
+enum { K_PASSES = 1, K_SECONDS = 2, K_UPDATES = 4, K_WS = 8, K_SEED = 16, K_FOREVER = 32, K_PAGE = 64 };
 static const unsigned allowed[VMC_WL_COUNT] = {
 	[VMC_WL_VERIFY] = K_PASSES | K_SECONDS | K_FOREVER,
 	[VMC_WL_GUPS] = K_WS | K_UPDATES | K_SECONDS | K_SEED | K_FOREVER,
 	[VMC_WL_STREAM] = K_WS | K_PASSES | K_SECONDS | K_FOREVER,
+	[VMC_WL_CHASE] = K_WS | K_UPDATES | K_SECONDS | K_SEED | K_FOREVER | K_PAGE,
 };
 
 const char *workload__name(enum vmc_workload id)
@@ -78,6 +84,10 @@ static int workload__arg(struct workload_spec *ws, char *arg, char *err, size_t 
 		ws->args.flags |= VMC_WL_FOREVER;
 		return 0;
 	}
+	if (!strcmp(arg, "page") && !val && (ok & K_PAGE)) {
+		ws->args.flags |= VMC_WL_CHASE_PAGE;
+		return 0;
+	}
 	if (!val)
 		goto bad_key;
 	if (!strcmp(arg, "passes") && (ok & K_PASSES)) {
@@ -90,7 +100,7 @@ static int workload__arg(struct workload_spec *ws, char *arg, char *err, size_t 
 		if (!rc && v == 0)
 			rc = -EINVAL;
 		ws->args.duration_ms = v;
-	} else if (!strcmp(arg, "updates") && (ok & K_UPDATES)) {
+	} else if (!strcmp(arg, ws->id == VMC_WL_CHASE ? "accesses" : "updates") && (ok & K_UPDATES)) {
 		rc = util__parse_count(val, &v);
 		if (!rc && v == 0)
 			rc = -EINVAL;
@@ -159,7 +169,7 @@ int workload__parse(const char *text, struct workload_spec *ws, char *err, size_
 	}
 	ws->id = (enum vmc_workload)id;
 	if (forever && !(allowed[id] & K_FOREVER)) {
-		snprintf(err, errlen, "forever: workload '%s' cannot run forever (verify, gups, stream)", name);
+		snprintf(err, errlen, "forever: workload '%s' cannot run forever (verify, gups, stream, chase)", name);
 		return -EINVAL;
 	}
 	if (id == VMC_WL_FAULT) {

@@ -22,7 +22,7 @@
 
 #include <stdint.h>
 
-#define VMC_ABI_VERSION 1u
+#define VMC_ABI_VERSION 2u                             /* 2: chase workload, report.accesses */
 
 /* ---- guest-physical layout (identity mapped; all below VMC_GPA_WORKLOAD) ---- */
 #define VMC_PAGE_SIZE       0x1000ull
@@ -78,6 +78,7 @@ enum vmc_workload {
 	VMC_WL_STREAM = 4,
 	VMC_WL_IDLE   = 5,
 	VMC_WL_FAULT  = 6,
+	VMC_WL_CHASE  = 7,    /* dependent random loads through one random cycle (pointer chase) */
 	VMC_WL_COUNT
 };
 
@@ -113,6 +114,7 @@ struct vmc_hc_report {
 	uint64_t first_err_gpa;   /* IN: verify: first mismatch (valid if errors > 0) */
 	uint64_t first_err_expected;
 	uint64_t first_err_got;
+	uint64_t accesses;        /* IN: chase: dependent loads done in the measured phase */
 };
 
 struct vmc_hc_exit {
@@ -130,18 +132,20 @@ struct vmc_hc_sleep {
 #define VMC_GUEST_OK          0u
 #define VMC_GUEST_INTEGRITY   10u   /* verify found mismatches */
 #define VMC_GUEST_BADARGS     11u   /* boot info made no sense */
+#define VMC_GUEST_EXCEPTION   12u   /* PVH boot only: a CPU exception (the PVH stub has an IDT) */
 
 /* ---- boot info: one page per vCPU at VMC_BOOT_INFO_GPA(id); RDI holds its GPA at entry ---- */
 #define VMC_BOOT_MAGIC        0x564d43424f4f5431ull   /* "VMCBOOT1" */
 #define VMC_WL_FOREVER        (1u << 0)               /* repeat until stop_requested */
+#define VMC_WL_CHASE_PAGE     (1u << 1)               /* chase: one element per 4 KiB page, not per 64 B line */
 
 struct vmc_workload_args {
 	uint64_t passes;          /* verify/stream/touch: passes; 0 = default */
 	uint64_t duration_ms;     /* verify/gups/stream: run for this long instead; 0 = unset */
-	uint64_t updates;         /* gups: number of updates; 0 = default (4 per table word) */
-	uint64_t ws_bytes;        /* gups/stream: working set; 0 = whole slice */
-	uint64_t seed;            /* gups RNG seed (the VMM mixes in the vCPU id) */
-	uint32_t flags;           /* VMC_WL_FOREVER */
+	uint64_t updates;         /* gups: number of updates; chase: accesses; 0 = default */
+	uint64_t ws_bytes;        /* gups/stream/chase: working set; 0 = whole slice */
+	uint64_t seed;            /* gups/chase RNG seed (the agent mixes in the vCPU id) */
+	uint32_t flags;           /* VMC_WL_FOREVER, VMC_WL_CHASE_PAGE */
 	uint32_t fault;           /* enum vmc_fault for VMC_WL_FAULT */
 };
 

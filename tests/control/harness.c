@@ -13,31 +13,6 @@
 
 #include "tests/control/harness.h"
 
-/* The real stderr while capture() has redirected fd 2, so failures are never swallowed. */
-static int real_stderr_fd = -1;
-
-void h__fail(const char *file, int line, const char *what, const char *fmt, ...)
-{
-	char msg[4096];
-	va_list ap;
-	int n;
-
-	fflush(stdout);
-	n = snprintf(msg, sizeof(msg), "%s:%d: CHECK failed: %s", file, line, what);
-	if (fmt && n < (int)sizeof(msg) - 2) {
-		n += snprintf(msg + n, sizeof(msg) - n, ": ");
-		va_start(ap, fmt);
-		n += vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-		va_end(ap);
-	}
-	if (n > (int)sizeof(msg) - 2)
-		n = (int)sizeof(msg) - 2;
-	msg[n++] = '\n';
-	if (write(real_stderr_fd >= 0 ? real_stderr_fd : 2, msg, (size_t)n) < 0)
-		exit(2);
-	exit(1);
-}
-
 uint64_t h__now_ms(void)
 {
 	struct timespec ts;
@@ -552,11 +527,11 @@ void check_error(struct json_object *reply, const char *cls, const char *needle,
 	const char *txt = reply ? json_object_to_json_string(reply) : "(no reply)";
 
 	if (!reply || !jhas(reply, "error"))
-		h__fail(__FILE__, line, "error reply", "expected %s error, got %s", cls, txt);
+		tu_fail(__FILE__, line, "error reply", "expected %s error, got %s", cls, txt);
 	if (strcmp(jpath_str(reply, "error.class"), cls))
-		h__fail(__FILE__, line, "error class", "expected %s, got %s", cls, txt);
+		tu_fail(__FILE__, line, "error class", "expected %s, got %s", cls, txt);
 	if (needle && !strstr(jpath_str(reply, "error.desc"), needle))
-		h__fail(__FILE__, line, "error desc", "expected '%s' in %s", needle, txt);
+		tu_fail(__FILE__, line, "error desc", "expected '%s' in %s", needle, txt);
 }
 
 /* ------------------------------------------------------------------ */
@@ -593,7 +568,7 @@ int capture(int (*fn)(int, char **), int argc, char **argv, char **out, char **e
 	fflush(stderr);
 	so = dup(1);
 	se = dup(2);
-	real_stderr_fd = se;
+	tu_fail_fd = se;
 	dup2(fo, 1);
 	dup2(fe, 2);
 	rc = fn(argc, argv);
@@ -601,7 +576,7 @@ int capture(int (*fn)(int, char **), int argc, char **argv, char **out, char **e
 	fflush(stderr);
 	dup2(so, 1);
 	dup2(se, 2);
-	real_stderr_fd = -1;
+	tu_fail_fd = 2;
 	close(so);
 	close(se);
 	*out = slurp(fo);

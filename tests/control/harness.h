@@ -15,20 +15,7 @@
 #include "mm/mm.h"
 #include "vmm/control/control.h"
 #include "vmm/mm_json.h"
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond))                                                          \
-			h__fail(__FILE__, __LINE__, #cond, NULL);                     \
-	} while (0)
-#define CHECKF(cond, ...)                                                             \
-	do {                                                                          \
-		if (!(cond))                                                          \
-			h__fail(__FILE__, __LINE__, #cond, __VA_ARGS__);              \
-	} while (0)
-
-void h__fail(const char *file, int line, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5), noreturn));
+#include "tests/check.h"
 
 /* The fake VMM around the server: what run.c does for a real VM. */
 struct harness {

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "mm/internal.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 #define DC_SKIP 77
 #define DC_BALLAST_TAG (1ULL << 62)
@@ -22,14 +22,6 @@ struct dc_env {
 	uint64_t nr_ballast; /* ballast frames signed */
 	uint64_t *seen;      /* scratch bitmap over frames */
 };
-
-static inline double dc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Word k of the page with identity id (a gpfn, or DC_BALLAST_TAG | original frame). */
 static inline uint64_t dc_word(uint64_t id, uint32_t k)

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "mm/aging.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 struct layout {
 	struct buddy b;

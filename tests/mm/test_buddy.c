@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "mm/buddy.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 /* The reference model: which frames are allocated, and the blocks handed out. */
 struct model {

@@ -316,7 +316,7 @@ static void test_steps(uint64_t seed, enum defrag_algo algo)
 int main(int argc, char **argv)
 {
 	uint64_t seed = tu_base_seed(argc, argv, 0x5eed0c011a95eULL);
-	double t0 = dc_now();
+	double t0 = tu_now_s();
 
 	test_planned_vs_linux(seed, 0.9);
 	test_planned_vs_linux(seed + 1, 0.3);
@@ -330,6 +330,6 @@ int main(int argc, char **argv)
 	test_linux_collapse_compacts(seed + 5);
 	test_steps(seed + 6, DEFRAG_ALGO_PLANNED);
 	test_steps(seed + 6, DEFRAG_ALGO_LINUX);
-	printf("test_collapse: all passed in %.1f s\n", dc_now() - t0);
+	printf("test_collapse: all passed in %.1f s\n", tu_now_s() - t0);
 	return 0;
 }

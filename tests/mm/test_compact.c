@@ -261,7 +261,7 @@ int main(int argc, char **argv)
 	uint64_t seed = tu_base_seed(argc, argv, 0xc0a1e5ceULL);
 	uint64_t linux_copies, planned_copies, linux_blocks, planned_blocks;
 	static const int orders[] = { 1, 3, 6, 9, 10 };
-	double t0 = dc_now();
+	double t0 = tu_now_s();
 
 	test_suitable(seed);
 	for (size_t i = 0; i < sizeof(orders) / sizeof(orders[0]); i++) {
@@ -283,6 +283,6 @@ int main(int argc, char **argv)
 	test_cancel(seed + 11, DEFRAG_ALGO_PLANNED);
 	test_rate(seed + 12);
 	test_steps(seed + 13);
-	printf("test_compact: all passed in %.1f s\n", dc_now() - t0);
+	printf("test_compact: all passed in %.1f s\n", tu_now_s() - t0);
 	return 0;
 }

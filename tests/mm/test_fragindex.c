@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "mm/buddy.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 /*
  * Reference versions, written from the kernel's documentation of the formulas

@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include "mm/gpamap.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 struct model {
 	uint32_t nr_gpfns, nr_frames;

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 
 #include "mm/pool.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 #define MiB (1ULL << 20)
 #define SKIP 77

@@ -206,11 +206,11 @@ static void test_seeded(uint64_t seed)
 int main(int argc, char **argv)
 {
 	uint64_t seed = tu_base_seed(argc, argv, 0x5ca77e7ULL);
-	double t0 = dc_now();
+	double t0 = tu_now_s();
 
 	test_rounds(seed);
 	test_cancel(seed + 1);
 	test_seeded(seed + 2);
-	printf("test_scatter: all passed in %.1f s\n", dc_now() - t0);
+	printf("test_scatter: all passed in %.1f s\n", tu_now_s() - t0);
 	return 0;
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "mm/mm.h"
-#include "testutil.h"
+#include "tests/check.h"
 
 #define MiB (1ULL << 20)
 

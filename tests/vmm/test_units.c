@@ -1,4 +1,4 @@
-/* test_vmm_units.c: unit tests of the VMM's pure pieces: parsers, workload specs, ELF loader, page tables. */
+/* test_units.c: unit tests of the VMM core's pure pieces (no KVM): parsers, workload specs, ELF loader, page tables. */
 #include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,12 +7,8 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 #include "vmm/workload.h"
+#include "tests/check.h"
 
-static int failures;
-
-#define CHECK(cond) do { \
-	if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } \
-} while (0)
 
 static void test_sizes(void)
 {
@@ -56,6 +52,11 @@ static void test_workloads(void)
 	CHECK(!workload__parse("gups:ws=64M,updates=1M,seed=7", &w, err, sizeof(err)) &&
 	      w.id == VMC_WL_GUPS && w.args.ws_bytes == 64ull << 20 && w.args.updates == 1000000 && w.args.seed == 7);
 	CHECK(!workload__parse("stream:passes=2,ws=16M", &w, err, sizeof(err)) && w.args.passes == 2);
+	CHECK(!workload__parse("chase:ws=64M,accesses=2M,seed=3,page", &w, err, sizeof(err)) &&
+	      w.id == VMC_WL_CHASE && w.args.ws_bytes == 64ull << 20 && w.args.updates == 2000000 &&
+	      w.args.seed == 3 && (w.args.flags & VMC_WL_CHASE_PAGE));
+	CHECK(workload__parse("chase:updates=5", &w, err, sizeof(err)));   /* chase counts accesses */
+	CHECK(workload__parse("gups:page", &w, err, sizeof(err)));
 	CHECK(!workload__parse("forever", &w, err, sizeof(err)) && w.id == VMC_WL_VERIFY &&
 	      (w.args.flags & VMC_WL_FOREVER));
 	CHECK(!workload__parse("forever:gups", &w, err, sizeof(err)) && w.id == VMC_WL_GUPS &&
@@ -166,7 +167,7 @@ static void test_loader(const char *agent_path)
 		size_t len;
 
 		CHECK(!loader__read_file(agent_path, &img, &len, err, sizeof(err)));
-		if (!failures) {
+		{
 			CHECK(!loader__load_elf(img, len, ram, ram_bytes, &entry, err, sizeof(err)));
 			CHECK(entry >= VMC_GPA_AGENT && entry < VMC_GPA_AGENT_END);
 			free(img);
@@ -244,10 +245,6 @@ int main(int argc, char **argv)
 	test_loader(argc > 1 ? argv[1] : NULL);
 	test_page_tables();
 	test_slices();
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
-		return 1;
-	}
 	printf("vmm units: all checks passed\n");
 	return 0;
 }

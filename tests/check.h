@@ -1,32 +1,22 @@
-/* testutil.h: tiny helpers shared by the mm unit tests: fatal CHECK macros and a seeded splitmix64 RNG. */
-#ifndef VMC_TESTS_MM_TESTUTIL_H
-#define VMC_TESTS_MM_TESTUTIL_H
+/* check.h: every test's CHECK vocabulary (fatal, naming the case and seed), a clock, and a seeded splitmix64 RNG. */
+#ifndef VMC_TESTS_CHECK_H
+#define VMC_TESTS_CHECK_H
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The seed of the case being run; printed with every failure so it can be replayed. */
-static uint64_t tu_seed;
-static const char *tu_case = "";
+/* The seed and name of the case being run; printed with every failure so it can be replayed. */
+extern uint64_t tu_seed;
+extern const char *tu_case;
+/* Where failures are written (a test that captures fd 2 points this at the real stderr). */
+extern int tu_fail_fd;
 
-static inline void tu_fail(const char *file, int line, const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s:%d: CHECK failed: %s (case %s, seed 0x%016" PRIx64 ")", file, line, what,
-		tu_case, tu_seed);
-	if (fmt && *fmt) {
-		fputs(": ", stderr);
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-	}
-	fputc('\n', stderr);
-	exit(1);
-}
+void tu_fail(const char *file, int line, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5), noreturn));
+/* CLOCK_MONOTONIC in seconds. */
+double tu_now_s(void);
 
 #define CHECK(cond)                                                   \
 	do {                                                          \

@@ -26,7 +26,8 @@ for arg in "$@"; do
 	esac
 done
 
-packages=(gcc meson ninja-build pkg-config libjson-c-dev socat)
+# qemu-system-x86: boots the guest agent through its PVH entry (tests/qemu, guest-agent/README.md).
+packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,292 @@
+/* qmp.c: QMP client for QEMU's monitor socket: greeting, capabilities negotiation, one command at a time. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "vmm/qemu/qmp.h"
+
+#define QMP_DEFAULT_TIMEOUT_MS 10000
+
+static uint64_t qmp__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for input until deadline; 0, -ETIMEDOUT, -errno. */
+static int qmp__wait(struct qemu_qmp *q, uint64_t deadline, char *err, size_t errlen)
+{
+	for (;;) {
+		struct pollfd p = { .fd = q->fd, .events = POLLIN };
+		uint64_t now = qmp__now_ms();
+		int r;
+
+		if (now >= deadline) {
+			snprintf(err, errlen, "QEMU did not answer on %s within %d ms", q->path,
+				 q->timeout_ms);
+			return -ETIMEDOUT;
+		}
+		r = poll(&p, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return -errno;
+		}
+		if (r > 0)
+			return 0;
+	}
+}
+
+/* Next complete JSON value from the socket: 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
+static int qmp__read(struct qemu_qmp *q, struct json_object **out, char *err, size_t errlen)
+{
+	uint64_t deadline = qmp__now_ms() + (uint64_t)q->timeout_ms;
+
+	for (;;) {
+		ssize_t n;
+		int r;
+
+		while (q->off < q->len) {
+			struct json_object *obj;
+			enum json_tokener_error jerr;
+
+			while (q->off < q->len && strchr(" \t\r\n", q->buf[q->off]))
+				q->off++;
+			if (q->off == q->len)
+				break;
+			obj = json_tokener_parse_ex(q->tok, q->buf + q->off, (int)(q->len - q->off));
+			jerr = json_tokener_get_error(q->tok);
+			if (jerr == json_tokener_continue) {
+				q->off = q->len;
+				break;
+			}
+			if (jerr != json_tokener_success) {
+				snprintf(err, errlen, "%s: not QMP (%s)", q->path,
+					 json_tokener_error_desc(jerr));
+				return -EPROTO;
+			}
+			q->off += json_tokener_get_parse_end(q->tok);
+			json_tokener_reset(q->tok);
+			*out = obj;
+			return 0;
+		}
+		q->off = q->len = 0;
+		r = qmp__wait(q, deadline, err, errlen);
+		if (r < 0)
+			return r;
+		n = recv(q->fd, q->buf, sizeof(q->buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "QEMU closed the monitor connection %s", q->path);
+			return -ECONNRESET;
+		}
+		q->len = (size_t)n;
+	}
+}
+
+static int qmp__connect_errno(int e, const char *path, char *err, size_t errlen)
+{
+	switch (e) {
+	case ENOENT:
+		snprintf(err, errlen, "no QMP socket at %s", path);
+		return -ENOENT;
+	case ECONNREFUSED:
+		snprintf(err, errlen, "nobody listens on %s (QEMU exited, or another client holds "
+			 "its only QMP connection)", path);
+		return -ECONNREFUSED;
+	case EACCES:
+	case EPERM:
+		snprintf(err, errlen, "permission denied on %s", path);
+		return -EACCES;
+	default:
+		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+		return -e;
+	}
+}
+
+/* Greeting, then qmp_capabilities. */
+static int qmp__handshake(struct qemu_qmp *q, char *err, size_t errlen)
+{
+	struct json_object *msg = NULL, *ret = NULL, *v;
+	int r = qmp__read(q, &msg, err, errlen);
+
+	if (r == -ETIMEDOUT)
+		snprintf(err, errlen, "%s sent no QMP greeting (another client may hold QEMU's "
+			 "only QMP connection)", q->path);
+	if (r < 0)
+		return r == -ECONNRESET ? -ECONNREFUSED : r;
+	if (!json_object_object_get_ex(msg, "QMP", &v)) {
+		snprintf(err, errlen, "%s is not a QEMU QMP socket", q->path);
+		json_object_put(msg);
+		return -EPROTO;
+	}
+	json_object_put(msg);
+	r = qemu_qmp__execute(q, "qmp_capabilities", NULL, &ret, err, errlen);
+	json_object_put(ret);
+	return r;
+}
+
+int qemu_qmp__connect(struct qemu_qmp *q, const char *path, int timeout_ms, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	q->next_id = 1;
+	q->timeout_ms = timeout_ms > 0 ? timeout_ms : QMP_DEFAULT_TIMEOUT_MS;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "QMP socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(q->path, sizeof(q->path), "%s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	q->tok = json_tokener_new();
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!q->tok || q->fd < 0) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = qmp__connect_errno(errno, path, err, errlen);
+		goto fail;
+	}
+	if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		q->peer_pid = cred.pid;
+	r = qmp__handshake(q, err, errlen);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	qemu_qmp__close(q);
+	return r;
+}
+
+char *qemu_qmp__command_text(const char *command, struct json_object *args)
+{
+	struct json_object *req = json_object_new_object();
+	char *text;
+
+	json_object_object_add(req, "execute", json_object_new_string(command));
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	text = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	return text;
+}
+
+/* A reply object to its "return" value. */
+static int qmp__reply_value(struct json_object *msg, struct json_object **ret, char *err,
+			    size_t errlen)
+{
+	struct json_object *v, *d;
+
+	if (json_object_object_get_ex(msg, "error", &v)) {
+		snprintf(err, errlen, "QEMU: %s", json_object_object_get_ex(v, "desc", &d) ?
+			 json_object_get_string(d) : "error");
+		return -EREMOTEIO;
+	}
+	if (!json_object_object_get_ex(msg, "return", &v)) {
+		snprintf(err, errlen, "QMP reply without a return value");
+		return -EPROTO;
+	}
+	*ret = json_object_get(v);
+	return 0;
+}
+
+int qemu_qmp__parse_reply(const char *text, struct json_object **ret, char *err, size_t errlen)
+{
+	struct json_object *msg = json_tokener_parse(text);
+	int r;
+
+	*ret = NULL;
+	if (!msg || !json_object_is_type(msg, json_type_object)) {
+		snprintf(err, errlen, "not a QMP reply: %.80s", text);
+		json_object_put(msg);
+		return -EPROTO;
+	}
+	r = qmp__reply_value(msg, ret, err, errlen);
+	json_object_put(msg);
+	return r;
+}
+
+static int qmp__send(struct qemu_qmp *q, const char *line, char *err, size_t errlen)
+{
+	size_t len = strlen(line), off = 0;
+
+	while (off < len) {
+		ssize_t w = send(q->fd, line + off, len - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			snprintf(err, errlen, "cannot send to %s: %s", q->path, strerror(errno));
+			return -errno;
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+int qemu_qmp__execute(struct qemu_qmp *q, const char *command, struct json_object *args,
+		      struct json_object **ret, char *err, size_t errlen)
+{
+	struct json_object *req = json_object_new_object(), *msg, *v;
+	uint64_t id = q->next_id++;
+	char *line;
+	int r;
+
+	*ret = NULL;
+	json_object_object_add(req, "execute", json_object_new_string(command));
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	json_object_object_add(req, "id", json_object_new_uint64(id));
+	r = asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = qmp__send(q, line, err, errlen);
+	free(line);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = qmp__read(q, &msg, err, errlen);
+		if (r < 0)
+			return r;
+		if (json_object_object_get_ex(msg, "event", &v) ||
+		    (json_object_object_get_ex(msg, "id", &v) &&
+		     (uint64_t)json_object_get_int64(v) != id)) {
+			json_object_put(msg);
+			continue;
+		}
+		r = qmp__reply_value(msg, ret, err, errlen);
+		json_object_put(msg);
+		return r;
+	}
+}
+
+void qemu_qmp__close(struct qemu_qmp *q)
+{
+	if (q->tok)
+		json_tokener_free(q->tok);
+	q->tok = NULL;
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}

@@ -1,4 +1,4 @@
-/* compact.c: Linux's compaction (mm/compaction.c): compaction_suitable(), compact_zone() and its two scanners. */
+/* compact.c: Linux's compaction (the kernel's mm/compaction.c, not a file here): compaction_suitable(), compact_zone(), its scanners. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 
 #include "mm/internal.h"
 
-/* --- Linux compaction (mm/compaction.c) --- */
+/* --- Linux compaction, after the kernel's mm/compaction.c --- */
 
 enum isolate_result { ISOLATE_NONE, ISOLATE_SUCCESS };
 

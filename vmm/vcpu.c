@@ -275,8 +275,6 @@ static void *vcpu__thread(void *arg)
 
 			if (e == EINTR || e == EAGAIN)
 				continue;
-			if (e == EFAULT && vm->efault_handler && !vm->efault_handler(vm, v, vm->efault_opaque))
-				continue;
 			if (e == EFAULT)
 				vm__fail(vm, "vcpu %u: rip 0x%llx: KVM_RUN: EFAULT: guest access to guest RAM whose host "
 					 "mapping is missing; gpa unknown", v->id, (unsigned long long)vcpu__rip(v));

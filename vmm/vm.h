@@ -59,11 +59,6 @@ struct vm {
 	char fail_msg[512];
 
 	uint64_t first_hc_ns;           /* atomic: CLOCK_MONOTONIC of the first hypercall */
-
-	/* Optional: called on KVM_RUN -EFAULT (guest touched an unmapped window page). Return 0
-	 * to retry KVM_RUN (mapping fixed), or -1 to fail the VM. */
-	int (*efault_handler)(struct vm *vm, struct vcpu *v, void *opaque);
-	void *efault_opaque;
 };
 
 int vm__create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);

@@ -206,72 +206,34 @@ static void test_oracle_catches_stale(const char *agent)
 	guest__end(&g);
 }
 
-struct efault_fix {
-	uint8_t *page;
-	int calls;
-};
-
-/* efault_handler: make the page accessible again and retry (what a window remap would do). */
-static int efault_fix__handle(struct vm *vm, struct vcpu *v, void *opaque)
-{
-	struct efault_fix *f = opaque;
-
-	(void)vm;
-	(void)v;
-	f->calls++;
-	return mprotect(f->page, 4096, PROT_READ | PROT_WRITE) ? -1 : 0;
-}
-
-/* A guest access to a PROT_NONE page of guest RAM: KVM_RUN fails with EFAULT. Without a
- * handler the VM fails with a clear error; with one that fixes the mapping, it goes on. */
+/* A guest access to a PROT_NONE page of guest RAM: KVM_RUN fails with EFAULT and the VM
+ * stops with a clear error naming the vCPU and RIP. */
 static void test_efault(const char *agent)
 {
 	struct vmc_workload_args args = { .flags = VMC_WL_FOREVER };
-	struct efault_fix fix = { 0 };
-	struct vmc_hc_report r;
 	struct guest g;
+	uint8_t *page;
 	uint64_t s, e;
 
-	for (int with_handler = 0; with_handler < 2; with_handler++) {
-		if (guest__boot(&g, agent, 1, VMC_WL_VERIFY, &args)) {
-			failures++;
-			return;
-		}
-		loader__slice(RAM, 1, 0, &s, &e);
-		wait_reports(&g, 0, 1);
-		vm__pause(&g.vm);
-		fix.page = g.ram + s + (3ull << 20);
-		fix.calls = 0;
-		if (with_handler) {
-			g.vm.efault_handler = efault_fix__handle;
-			g.vm.efault_opaque = &fix;
-		}
-		/* Drop the old mapping's KVM entries too: the page must be faulted in again. */
-		CHECK(!mprotect(fix.page, 4096, PROT_NONE), "mprotect: %s", strerror(errno));
-		vm__resume(&g.vm);
-		for (int i = 0; i < 300 && !vm__all_exited(&g.vm) && !(with_handler && fix.calls); i++)
-			sleep_ms(10);
-		if (with_handler) {
-			sleep_ms(100);
-			vm__request_stop(&g.vm);
-			for (int i = 0; i < 300 && !vm__all_exited(&g.vm); i++)
-				sleep_ms(10);
-		}
-		CHECK(vm__all_exited(&g.vm), "guest still running");
-		vm__join(&g.vm);
-		vcpu__get_report(&g.vm.vcpus[0], &r, NULL);
-		if (!with_handler) {
-			CHECK(vm__exit_code(&g.vm) == VMC_EXIT_GUEST_FAULT, "exit code %d", vm__exit_code(&g.vm));
-			CHECK(strstr(g.vm.fail_msg, "EFAULT") && strstr(g.vm.fail_msg, "rip 0x"), "message: %s",
-			      g.vm.fail_msg);
-		} else {
-			CHECK(fix.calls >= 1, "handler not called");
-			CHECK(vm__exit_code(&g.vm) == 0, "exit code %d (%s)", vm__exit_code(&g.vm), g.vm.fail_msg);
-			CHECK(r.errors == 0 && (r.flags & VMC_REPORT_FINAL), "errors %llu", (unsigned long long)r.errors);
-		}
-		mprotect(fix.page, 4096, PROT_READ | PROT_WRITE);
-		guest__end(&g);
+	if (guest__boot(&g, agent, 1, VMC_WL_VERIFY, &args)) {
+		failures++;
+		return;
 	}
+	loader__slice(RAM, 1, 0, &s, &e);
+	wait_reports(&g, 0, 1);
+	vm__pause(&g.vm);
+	page = g.ram + s + (3ull << 20);
+	/* Drop the old mapping's KVM entries too: the page must be faulted in again. */
+	CHECK(!mprotect(page, 4096, PROT_NONE), "mprotect: %s", strerror(errno));
+	vm__resume(&g.vm);
+	for (int i = 0; i < 300 && !vm__all_exited(&g.vm); i++)
+		sleep_ms(10);
+	CHECK(vm__all_exited(&g.vm), "guest still running");
+	vm__join(&g.vm);
+	CHECK(vm__exit_code(&g.vm) == VMC_EXIT_GUEST_FAULT, "exit code %d", vm__exit_code(&g.vm));
+	CHECK(strstr(g.vm.fail_msg, "EFAULT") && strstr(g.vm.fail_msg, "rip 0x"), "message: %s", g.vm.fail_msg);
+	mprotect(page, 4096, PROT_READ | PROT_WRITE);
+	guest__end(&g);
 }
 
 int main(int argc, char **argv)

@@ -1,8 +1,12 @@
 /* json.c: the VMM's json-c helpers: build objects, read values by a dotted path, frame one JSON line. */
 #include "vmm/json.h"
+#include "vmm/util.h"
 
 #include <json-c/json.h>
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +85,81 @@ char *json__line(struct json_object *o, size_t *len)
 	line[n + 1] = '\0';
 	*len = n + 1;
 	return line;
+}
+
+int json_stream__init(struct json_stream *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->tok = json_tokener_new();
+	return s->tok ? 0 : -ENOMEM;
+}
+
+void json_stream__free(struct json_stream *s)
+{
+	if (s->tok)
+		json_tokener_free(s->tok);
+	s->tok = NULL;
+}
+
+/* A complete value from what is buffered: 1 (*out), 0 (need more bytes) or -EPROTO. */
+static int json_stream__parse(struct json_stream *s, struct json_object **out)
+{
+	while (s->off < s->len) {
+		enum json_tokener_error e;
+		struct json_object *o;
+
+		while (s->off < s->len && strchr(" \t\r\n", s->buf[s->off]))
+			s->off++;
+		if (s->off == s->len)
+			break;
+		o = json_tokener_parse_ex(s->tok, s->buf + s->off, (int)(s->len - s->off));
+		e = json_tokener_get_error(s->tok);
+		if (e == json_tokener_continue) {
+			s->off = s->len;
+			break;
+		}
+		if (e != json_tokener_success) {
+			s->error = json_tokener_error_desc(e);
+			return -EPROTO;
+		}
+		s->off += json_tokener_get_parse_end(s->tok);
+		json_tokener_reset(s->tok);
+		*out = o;
+		return 1;
+	}
+	s->off = s->len = 0;
+	return 0;
+}
+
+int json_stream__next(struct json_stream *s, int timeout_ms, struct json_object **out)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : (util__now_ns() / 1000000) + (uint64_t)timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		int r = json_stream__parse(s, out), wait = -1;
+		ssize_t n;
+
+		if (r)
+			return r < 0 ? r : 0;
+		if (timeout_ms >= 0) {
+			uint64_t now = (util__now_ns() / 1000000);
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			wait = (int)(deadline - now);
+		}
+		r = poll(&p, 1, wait);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		n = recv(s->fd, s->buf, sizeof(s->buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 && errno != ECONNRESET ? -errno : -ECONNRESET;
+		s->len = (size_t)n;
+	}
 }

@@ -24,4 +24,21 @@ uint64_t json_path_u64(struct json_object *o, const char *path);      /* 0 if mi
 /* The string at path; missing if absent or not a string. */
 const char *json_path_string(struct json_object *o, const char *path, const char *missing);
 
+/* --- reading a stream of JSON values from a socket (QMP's framing: values back to back) --- */
+struct json_tokener;
+struct json_stream {
+	int fd;
+	struct json_tokener *tok;
+	char buf[16384];             /* received, not yet parsed */
+	size_t off, len;
+	const char *error;           /* after -EPROTO: json-c's description */
+};
+
+/* 0 or -ENOMEM. Does not own fd. */
+int json_stream__init(struct json_stream *s, int fd);
+void json_stream__free(struct json_stream *s);
+/* The next complete value (caller puts it). timeout_ms < 0 waits forever. 0, -ETIMEDOUT,
+ * -ECONNRESET (the peer closed), -EPROTO (not JSON: s->error says why) or -errno. */
+int json_stream__next(struct json_stream *s, int timeout_ms, struct json_object **out);
+
 #endif

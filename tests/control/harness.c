@@ -270,7 +270,7 @@ int raw__connect(struct raw *r, const char *path)
 	memset(r, 0, sizeof(*r));
 	r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	CHECK(r->fd >= 0);
-	r->tok = json_tokener_new();
+	CHECK(json_stream__init(&r->in, r->fd) == 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = -errno;
@@ -288,9 +288,7 @@ void raw__close(struct raw *r)
 	for (i = 0; i < r->nr_events; i++)
 		json_object_put(r->events[i]);
 	r->nr_events = 0;
-	if (r->tok)
-		json_tokener_free(r->tok);
-	r->tok = NULL;
+	json_stream__free(&r->in);
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
@@ -324,50 +322,13 @@ void raw__sendf(struct raw *r, const char *fmt, ...)
 
 struct json_object *raw__read(struct raw *r, int timeout_ms, bool *eof)
 {
-	uint64_t end = h__now_ms() + (uint64_t)timeout_ms;
+	struct json_object *o = NULL;
+	int e = json_stream__next(&r->in, timeout_ms, &o);
 
 	if (eof)
-		*eof = false;
-	for (;;) {
-		while (r->off < r->len) {
-			struct json_object *o;
-			enum json_tokener_error e;
-
-			while (r->off < r->len && strchr(" \r\n\t", r->buf[r->off]))
-				r->off++;
-			if (r->off == r->len)
-				break;
-			o = json_tokener_parse_ex(r->tok, r->buf + r->off, (int)(r->len - r->off));
-			e = json_tokener_get_error(r->tok);
-			if (e == json_tokener_continue) {
-				r->off = r->len;
-				break;
-			}
-			CHECKF(e == json_tokener_success, "server sent bad JSON: %s",
-			       json_tokener_error_desc(e));
-			r->off += json_tokener_get_parse_end(r->tok);
-			json_tokener_reset(r->tok);
-			return o;
-		}
-		r->off = r->len = 0;
-		{
-			struct pollfd p = { .fd = r->fd, .events = POLLIN };
-			uint64_t now = h__now_ms();
-			ssize_t n;
-
-			if (now >= end)
-				return NULL;
-			if (poll(&p, 1, (int)(end - now)) <= 0)
-				continue;
-			n = recv(r->fd, r->buf, sizeof(r->buf), 0);
-			if (n <= 0) {
-				if (eof)
-					*eof = true;
-				return NULL;
-			}
-			r->len = (size_t)n;
-		}
-	}
+		*eof = e == -ECONNRESET;
+	CHECKF(e != -EPROTO, "server sent bad JSON: %s", r->in.error);
+	return e ? NULL : o;
 }
 
 static void raw__keep_event(struct raw *r, struct json_object *o)

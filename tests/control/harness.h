@@ -14,6 +14,7 @@
 #include "mm/defrag.h"
 #include "mm/mm.h"
 #include "vmm/control/control.h"
+#include "vmm/json.h"
 #include "vmm/mm_json.h"
 #include "tests/check.h"
 
@@ -67,9 +68,7 @@ bool harness__thp(struct harness *h);   /* the pool is backed by host huge pages
 /* A raw protocol client: bytes in, JSON values out. */
 struct raw {
 	int fd;
-	json_tokener *tok;
-	char buf[65536];
-	size_t off, len;
+	struct json_stream in;             /* the VMM's own reader (vmm/json.h) */
 	struct json_object *events[256];   /* events seen while waiting for replies */
 	unsigned nr_events;
 };

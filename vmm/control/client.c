@@ -30,78 +30,22 @@ struct qmp_client_event {
 /* ------------------------------------------------------------------ */
 /* protocol */
 
-/*
- * Next complete JSON value from the socket. timeout_ms < 0: forever.
- * 0, -ETIMEDOUT, -ECONNRESET (closed), -EPROTO (not JSON).
- */
+/* Next complete JSON value from the socket. timeout_ms < 0: forever.
+ * 0, -ETIMEDOUT, -ECONNRESET (closed), -EPROTO (not JSON). */
 static int qmp_client__read(struct qmp_client *c, int timeout_ms, struct json_object **out,
 			    char *err, size_t errlen)
 {
-	uint64_t deadline = timeout_ms < 0 ? 0 : (util__now_ns() / 1000000) + (uint64_t)timeout_ms;
+	int r = json_stream__next(&c->in, timeout_ms, out);
 
-	for (;;) {
-		while (c->off < c->len) {
-			struct json_object *obj;
-			enum json_tokener_error jerr;
-
-			while (c->off < c->len && strchr(" \t\r\n", c->buf[c->off]))
-				c->off++;
-			if (c->off == c->len)
-				break;
-			obj = json_tokener_parse_ex(c->tok, c->buf + c->off, (int)(c->len - c->off));
-			jerr = json_tokener_get_error(c->tok);
-			if (jerr == json_tokener_continue) {
-				c->off = c->len;
-				break;
-			}
-			if (jerr != json_tokener_success) {
-				snprintf(err, errlen, "bad reply from %s: %s", c->path,
-					 json_tokener_error_desc(jerr));
-				return -EPROTO;
-			}
-			c->off += json_tokener_get_parse_end(c->tok);
-			json_tokener_reset(c->tok);
-			*out = obj;
-			return 0;
-		}
-		c->off = c->len = 0;
-
-		for (;;) {
-			struct pollfd p = { .fd = c->fd, .events = POLLIN };
-			int wait = -1, r;
-
-			if (timeout_ms >= 0) {
-				uint64_t now = (util__now_ns() / 1000000);
-
-				if (now >= deadline) {
-					snprintf(err, errlen, "no answer from %s within %d ms", c->path,
-						 timeout_ms);
-					return -ETIMEDOUT;
-				}
-				wait = (int)(deadline - now);
-			}
-			r = poll(&p, 1, wait);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				snprintf(err, errlen, "poll: %s", strerror(errno));
-				return -errno;
-			}
-			if (r > 0)
-				break;
-		}
-		{
-			ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				snprintf(err, errlen, "the VM closed the connection (%s)", c->path);
-				return -ECONNRESET;
-			}
-			c->len = (size_t)n;
-		}
-	}
+	if (r == -EPROTO)
+		snprintf(err, errlen, "bad reply from %s: %s", c->path, c->in.error);
+	else if (r == -ETIMEDOUT)
+		snprintf(err, errlen, "no answer from %s within %d ms", c->path, timeout_ms);
+	else if (r == -ECONNRESET)
+		snprintf(err, errlen, "the VM closed the connection (%s)", c->path);
+	else if (r < 0)
+		snprintf(err, errlen, "reading from %s: %s", c->path, strerror(-r));
+	return r;
 }
 
 static void qmp_client__queue_event(struct qmp_client *c, struct json_object *obj)
@@ -135,11 +79,6 @@ int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int time
 	r = control__socket_path(name_or_path, c->path, sizeof(c->path), err, errlen);
 	if (r < 0)
 		return r;
-	c->tok = json_tokener_new();
-	if (!c->tok) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		r = -errno;
@@ -173,6 +112,11 @@ int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int time
 		}
 		goto fail;
 	}
+	r = json_stream__init(&c->in, c->fd);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);
 	if (r < 0)
 		goto fail;
@@ -180,7 +124,8 @@ int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int time
 		const char *desc = json_path_string(e, "desc", "refused");
 
 		snprintf(err, errlen, "%s: %s", c->path, desc);
-		r = strncmp(desc, "permission denied", 17) == 0 ? -EACCES : -ECONNREFUSED;
+		/* refused by a live VM: never "stale" (that is for sockets nobody listens on) */
+		r = strncmp(desc, "permission denied", 17) == 0 ? -EACCES : -EBUSY;
 		goto fail;
 	}
 	if (!json_path(msg, "QMP")) {
@@ -306,9 +251,7 @@ void qmp_client__close(struct qmp_client *c)
 	if (c->greeting)
 		json_object_put(c->greeting);
 	c->greeting = NULL;
-	if (c->tok)
-		json_tokener_free(c->tok);
-	c->tok = NULL;
+	json_stream__free(&c->in);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/un.h>
 
+#include "vmm/json.h"
+
 struct json_object;
 struct qmp_client_event;
 
@@ -17,14 +19,14 @@ enum {
 	CLI_NO_VM = 3,         /* no socket for that name */
 	CLI_STALE = 4,         /* socket exists, nobody listening */
 	CLI_DENIED = 5,        /* permission denied */
+	CLI_FORCED = 6,        /* stop: the guest did not stop in time and was force-stopped */
+	CLI_GUEST_ERROR = 7,   /* stop: the guest ended with a non-zero status (e.g. 10: corruption) */
 };
 
 struct qmp_client {
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct json_tokener *tok;
-	char buf[16384];                  /* received, not yet parsed */
-	size_t off, len;
+	struct json_stream in;            /* replies and events as they arrive */
 	struct qmp_client_event *ev_head, *ev_tail;
 	struct json_object *greeting;
 	uint64_t next_id;
@@ -35,7 +37,8 @@ struct qmp_client {
 /*
  * Connect to a VM by name or socket path and read the greeting. Returns 0, or
  * -ENOENT (no such VM), -ECONNREFUSED (stale socket), -EACCES (permission
- * denied), -ETIMEDOUT, -EPROTO, ... with a message in err.
+ * denied), -EBUSY (a live VM refused the connection), -ETIMEDOUT, -EPROTO, ... with
+ * a message in err.
  */
 int qmp_client__connect(struct qmp_client *c, const char *name_or_path, int timeout_ms,
 			char *err, size_t errlen);

@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 
+#include "vmm/json.h"
 #include "vmm/run.h"
 
 double run__guest_seconds(const struct run_ctx *ctx, uint64_t cycles)
@@ -78,86 +79,64 @@ static struct json_object *run__memory_json(const struct run_ctx *ctx)
 	return m;
 }
 
-struct json_object *run__result_json(const struct run_ctx *ctx)
+/* One vCPU's report as `run --json` shows it. */
+static struct json_object *run__vcpu_json(const struct run_ctx *ctx, uint32_t i, const struct vmc_hc_report *r,
+					  uint64_t nr_reports)
 {
-	const struct vm *vm = &ctx->vm;
-	struct json_object *root = json_object_new_object();
-	struct json_object *wl = json_object_new_object();
-	struct json_object *vcpus = json_object_new_array();
-	struct json_object *totals = json_object_new_object();
-	struct json_object *kvm = json_object_new_object();
-	struct json_object *pause = json_object_new_object();
+	const struct vcpu *v = &ctx->vm.vcpus[i];
+	struct json_object *o = json_object_new_object();
+	double secs = run__guest_seconds(ctx, r->tsc_cycles);
+
+	json__add(o, "id", json_object_new_int((int)i));
+	json__add(o, "exit_status", json_object_new_int((int)v->exit_status));
+	json__add(o, "guest_exited", json_object_new_boolean(v->guest_exited));
+	json__add_u64(o, "reports", nr_reports);
+	json__add(o, "final", json_object_new_boolean(!!(r->flags & VMC_REPORT_FINAL)));
+	json__add(o, "stopped", json_object_new_boolean(!!(r->flags & VMC_REPORT_STOPPED)));
+	json__add_u64(o, "pages", r->pages);
+	json__add_u64(o, "passes", r->passes);
+	json__add_u64(o, "errors", r->errors);
+	json__add_u64(o, "bad_pages", r->bad_pages);
+	json__add_u64(o, "stale_words", r->stale_words);
+	json__add_u64(o, "checked_words", r->checked_words);
+	json__add_u64(o, "updates", r->updates);
+	json__add(o, "updates_per_sec", json_object_new_double(secs > 0 ? (double)r->updates / secs : 0));
+	json__add(o, "ns_per_update", json_object_new_double(r->updates ? secs * 1e9 / (double)r->updates : 0));
+	json__add_u64(o, "accesses", r->accesses);
+	json__add(o, "ns_per_access", json_object_new_double(r->accesses ? secs * 1e9 / (double)r->accesses : 0));
+	json__add_u64(o, "bytes", r->bytes);
+	json__add(o, "bytes_per_sec", json_object_new_double(secs > 0 ? (double)r->bytes / secs : 0));
+	json__add_u64(o, "ws_bytes", r->ws_bytes);
+	json__add_u64(o, "tsc_cycles", r->tsc_cycles);
+	json__add(o, "seconds", json_object_new_double(secs));
+	json__add_u64(o, "exits", v->nr_exits);
+	json__add_u64(o, "hypercalls", v->nr_hypercalls);
+	if (r->errors) {
+		struct json_object *fe = json_object_new_object();
+
+		json__add_u64(fe, "gpa", r->first_err_gpa);
+		json__add_u64(fe, "expected", r->first_err_expected);
+		json__add_u64(fe, "got", r->first_err_got);
+		json__add(o, "first_error", fe);
+	}
+	return o;
+}
+
+/* vcpus[] and totals: what every vCPU reported, and the sums. */
+static void run__vcpus_json(const struct run_ctx *ctx, struct json_object *root)
+{
+	struct json_object *vcpus = json_object_new_array(), *totals = json_object_new_object();
 	uint64_t verify_errors = 0, stale = 0, pages = 0, min_passes = UINT64_MAX;
 	double gups = 0, stream = 0;
 
-	json_object_object_add(root, "version", json_object_new_string(VMC_VERSION));
-	json_object_object_add(root, "abi_version", json_object_new_int(VMC_ABI_VERSION));
-	json_object_object_add(root, "mem_bytes", json_object_new_uint64(ctx->opts.mem_bytes));
-	json_object_object_add(root, "cpus", json_object_new_int((int)ctx->opts.cpus));
-	json_object_object_add(wl, "name", json_object_new_string(workload__name(ctx->opts.workload[0].id)));
-	json_object_object_add(wl, "spec", json_object_new_string(ctx->opts.workload_text));
-	json_object_object_add(wl, "args", run__args_json(&ctx->opts.workload[0]));
-	if (ctx->opts.nr_workloads > 1) {
-		struct json_object *mix = json_object_new_array();
-
-		for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
-			json_object_array_add(mix, json_object_new_string(ctx->opts.workload[i].spec));
-		json_object_object_add(wl, "mix", mix);
-	}
-	json_object_object_add(root, "workload", wl);
-	json_object_object_add(root, "exit_status", json_object_new_int(ctx->exit_code));
-	json_object_object_add(root, "error", vm->failed ? json_object_new_string(vm->fail_msg) : NULL);
-	json_object_object_add(root, "stopped_by", json_object_new_string(
-		ctx->stop_by_signal ? "signal" : ctx->stop_by_timeout ? "timeout" :
-		ctx->stop_requested ? "stop-request" : "guest"));
-	json_object_object_add(root, "startup_ms", json_object_new_double(run__startup_ms(ctx)));
-	json_object_object_add(root, "first_hypercall_monotonic_ns", json_object_new_uint64(vm->first_hc_ns));
-	json_object_object_add(root, "wall_ms", json_object_new_double(run__ms(ctx->t_end_ns - ctx->t_start_ns)));
-	json_object_object_add(root, "tsc_khz", json_object_new_uint64(vm->tsc_khz));
-
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		struct json_object *o = json_object_new_object();
+	for (uint32_t i = 0; i < ctx->vm.nr_vcpus; i++) {
 		struct vmc_hc_report r;
 		uint64_t nr_reports;
 		double secs;
 
-		vcpu__get_report(v, &r, &nr_reports);
+		vcpu__get_report(&ctx->vm.vcpus[i], &r, &nr_reports);
+		json_object_array_add(vcpus, run__vcpu_json(ctx, i, &r, nr_reports));
 		secs = run__guest_seconds(ctx, r.tsc_cycles);
-		json_object_object_add(o, "id", json_object_new_int((int)i));
-		json_object_object_add(o, "exit_status", json_object_new_int((int)v->exit_status));
-		json_object_object_add(o, "guest_exited", json_object_new_boolean(v->guest_exited));
-		json_object_object_add(o, "reports", json_object_new_uint64(nr_reports));
-		json_object_object_add(o, "final", json_object_new_boolean(!!(r.flags & VMC_REPORT_FINAL)));
-		json_object_object_add(o, "stopped", json_object_new_boolean(!!(r.flags & VMC_REPORT_STOPPED)));
-		json_object_object_add(o, "pages", json_object_new_uint64(r.pages));
-		json_object_object_add(o, "passes", json_object_new_uint64(r.passes));
-		json_object_object_add(o, "errors", json_object_new_uint64(r.errors));
-		json_object_object_add(o, "bad_pages", json_object_new_uint64(r.bad_pages));
-		json_object_object_add(o, "stale_words", json_object_new_uint64(r.stale_words));
-		json_object_object_add(o, "checked_words", json_object_new_uint64(r.checked_words));
-		json_object_object_add(o, "updates", json_object_new_uint64(r.updates));
-		json_object_object_add(o, "updates_per_sec", json_object_new_double(secs > 0 ? (double)r.updates / secs : 0));
-		json_object_object_add(o, "ns_per_update", json_object_new_double(r.updates ? secs * 1e9 / (double)r.updates : 0));
-		json_object_object_add(o, "accesses", json_object_new_uint64(r.accesses));
-		json_object_object_add(o, "ns_per_access", json_object_new_double(r.accesses ? secs * 1e9 / (double)r.accesses : 0));
-		json_object_object_add(o, "bytes", json_object_new_uint64(r.bytes));
-		json_object_object_add(o, "bytes_per_sec", json_object_new_double(secs > 0 ? (double)r.bytes / secs : 0));
-		json_object_object_add(o, "ws_bytes", json_object_new_uint64(r.ws_bytes));
-		json_object_object_add(o, "tsc_cycles", json_object_new_uint64(r.tsc_cycles));
-		json_object_object_add(o, "seconds", json_object_new_double(secs));
-		json_object_object_add(o, "exits", json_object_new_uint64(v->nr_exits));
-		json_object_object_add(o, "hypercalls", json_object_new_uint64(v->nr_hypercalls));
-		if (r.errors) {
-			struct json_object *fe = json_object_new_object();
-
-			json_object_object_add(fe, "gpa", json_object_new_uint64(r.first_err_gpa));
-			json_object_object_add(fe, "expected", json_object_new_uint64(r.first_err_expected));
-			json_object_object_add(fe, "got", json_object_new_uint64(r.first_err_got));
-			json_object_object_add(o, "first_error", fe);
-		}
-		json_object_array_add(vcpus, o);
-
 		verify_errors += r.errors;
 		stale += r.stale_words;
 		pages += r.pages;
@@ -168,42 +147,95 @@ struct json_object *run__result_json(const struct run_ctx *ctx)
 			stream += (double)r.bytes / secs;
 		}
 	}
-	json_object_object_add(root, "vcpus", vcpus);
-	json_object_object_add(totals, "pages", json_object_new_uint64(pages));
-	json_object_object_add(totals, "verify_errors", json_object_new_uint64(verify_errors));
-	json_object_object_add(totals, "verify_stale_words", json_object_new_uint64(stale));
-	json_object_object_add(totals, "min_passes", json_object_new_uint64(min_passes == UINT64_MAX ? 0 : min_passes));
-	json_object_object_add(totals, "gups_total_updates_per_sec", json_object_new_double(gups));
-	json_object_object_add(totals, "stream_total_bytes_per_sec", json_object_new_double(stream));
-	json_object_object_add(root, "totals", totals);
+	json__add(root, "vcpus", vcpus);
+	json__add_u64(totals, "pages", pages);
+	json__add_u64(totals, "verify_errors", verify_errors);
+	json__add_u64(totals, "verify_stale_words", stale);
+	json__add_u64(totals, "min_passes", min_passes == UINT64_MAX ? 0 : min_passes);
+	json__add(totals, "gups_total_updates_per_sec", json_object_new_double(gups));
+	json__add(totals, "stream_total_bytes_per_sec", json_object_new_double(stream));
+	json__add(root, "totals", totals);
+}
 
-	json_object_object_add(kvm, "stats_valid", json_object_new_boolean(ctx->kvm_after.valid));
-	json_object_object_add(kvm, "pages_4k", json_object_new_uint64(ctx->kvm_after.pages_4k));
-	json_object_object_add(kvm, "pages_2m", json_object_new_uint64(ctx->kvm_after.pages_2m));
-	json_object_object_add(kvm, "pages_1g", json_object_new_uint64(ctx->kvm_after.pages_1g));
-	json_object_object_add(root, "kvm", kvm);
+static struct json_object *run__workload_json(const struct run_ctx *ctx)
+{
+	struct json_object *wl = json_object_new_object();
 
-	json_object_object_add(kvm, "coverage_2m", json_object_new_double(kvm_pages__coverage_2m(&ctx->kvm_after)));
-	json_object_object_add(root, "memory", run__memory_json(ctx));
-	json_object_object_add(root, "backing_2m", json_object_new_double(ctx->mem_after.backing_2m));
-	json_object_object_add(root, "backing_2m_achievable", json_object_new_double(ctx->mem_after.backing_2m_achievable));
-	if (ctx->opts.defrag == RUN_DEFRAG_ONCE) {
-		struct json_object *d = ctx->defrag_ran ? mm_json__defrag_stats(&ctx->defrag_stats)
-							: json_object_new_object();
+	json__add_str(wl, "name", workload__name(ctx->opts.workload[0].id));
+	json__add_str(wl, "spec", ctx->opts.workload_text);
+	json__add(wl, "args", run__args_json(&ctx->opts.workload[0]));
+	if (ctx->opts.nr_workloads > 1) {
+		struct json_object *mix = json_object_new_array();
 
-		json_object_object_add(d, "ran", json_object_new_boolean(ctx->defrag_ran));
-		json_object_object_add(d, "mode", json_object_new_string(defrag_mode__name(ctx->opts.defrag_req.mode)));
-		json_object_object_add(d, "algo", json_object_new_string(defrag_algo__name(ctx->opts.defrag_req.algo)));
-		if (ctx->defrag_note[0])
-			json_object_object_add(d, "note", json_object_new_string(ctx->defrag_note));
-		json_object_object_add(root, "defrag", d);
+		for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
+			json_object_array_add(mix, json_object_new_string(ctx->opts.workload[i].spec));
+		json__add(wl, "mix", mix);
 	}
+	return wl;
+}
 
-	json_object_object_add(pause, "count", json_object_new_uint64(vm->pause.count));
-	json_object_object_add(pause, "avg_us", json_object_new_double(
+/* --defrag once: what it did, or why it did not run. */
+static struct json_object *run__defrag_json(const struct run_ctx *ctx)
+{
+	struct json_object *d = ctx->defrag_ran ? mm_json__defrag_stats(&ctx->defrag_stats) : json_object_new_object();
+
+	json__add(d, "ran", json_object_new_boolean(ctx->defrag_ran));
+	json__add_str(d, "mode", defrag_mode__name(ctx->opts.defrag_req.mode));
+	json__add_str(d, "algo", defrag_algo__name(ctx->opts.defrag_req.algo));
+	if (ctx->defrag_note[0])
+		json__add_str(d, "note", ctx->defrag_note);
+	return d;
+}
+
+static struct json_object *run__kvm_json(const struct run_ctx *ctx)
+{
+	struct json_object *kvm = json_object_new_object();
+
+	json__add(kvm, "stats_valid", json_object_new_boolean(ctx->kvm_after.valid));
+	json__add_u64(kvm, "pages_4k", ctx->kvm_after.pages_4k);
+	json__add_u64(kvm, "pages_2m", ctx->kvm_after.pages_2m);
+	json__add_u64(kvm, "pages_1g", ctx->kvm_after.pages_1g);
+	json__add(kvm, "coverage_2m", json_object_new_double(kvm_pages__coverage_2m(&ctx->kvm_after)));
+	return kvm;
+}
+
+static struct json_object *run__pause_json(const struct vm *vm)
+{
+	struct json_object *pause = json_object_new_object();
+
+	json__add_u64(pause, "count", vm->pause.count);
+	json__add(pause, "avg_us", json_object_new_double(
 		vm->pause.count ? (double)vm->pause.total_ns / (double)vm->pause.count / 1e3 : 0));
-	json_object_object_add(pause, "max_us", json_object_new_double((double)vm->pause.max_ns / 1e3));
-	json_object_object_add(root, "pause", pause);
+	json__add(pause, "max_us", json_object_new_double((double)vm->pause.max_ns / 1e3));
+	return pause;
+}
+
+struct json_object *run__result_json(const struct run_ctx *ctx)
+{
+	const struct vm *vm = &ctx->vm;
+	struct json_object *root = json_object_new_object();
+
+	json__add_str(root, "version", VMC_VERSION);
+	json__add(root, "abi_version", json_object_new_int(VMC_ABI_VERSION));
+	json__add_u64(root, "mem_bytes", ctx->opts.mem_bytes);
+	json__add(root, "cpus", json_object_new_int((int)ctx->opts.cpus));
+	json__add(root, "workload", run__workload_json(ctx));
+	json__add(root, "exit_status", json_object_new_int(ctx->exit_code));
+	json__add(root, "error", vm->failed ? json_object_new_string(vm->fail_msg) : NULL);
+	json__add_str(root, "stopped_by", ctx->stop_by_signal ? "signal" : ctx->stop_by_timeout ? "timeout" :
+					  ctx->stop_requested ? "stop-request" : "guest");
+	json__add(root, "startup_ms", json_object_new_double(run__startup_ms(ctx)));
+	json__add_u64(root, "first_hypercall_monotonic_ns", vm->first_hc_ns);
+	json__add(root, "wall_ms", json_object_new_double(run__ms(ctx->t_end_ns - ctx->t_start_ns)));
+	json__add_u64(root, "tsc_khz", vm->tsc_khz);
+	run__vcpus_json(ctx, root);
+	json__add(root, "kvm", run__kvm_json(ctx));
+	json__add(root, "memory", run__memory_json(ctx));
+	json__add(root, "backing_2m", json_object_new_double(ctx->mem_after.backing_2m));
+	json__add(root, "backing_2m_achievable", json_object_new_double(ctx->mem_after.backing_2m_achievable));
+	if (ctx->opts.defrag == RUN_DEFRAG_ONCE)
+		json__add(root, "defrag", run__defrag_json(ctx));
+	json__add(root, "pause", run__pause_json(vm));
 	return root;
 }
 

@@ -5,9 +5,10 @@
  * pvh.S enters pvh_main at CPL3 with the hvm_start_info pointer. From then on the agent is
  * the same program as under vmcompact, with these ops under it instead of hypercalls:
  *   console  -> COM1 (0x3f8), polled
- *   report   -> kept; a progress line at most every progress_ms (default 1 s)
+ *   report   -> kept; a progress line at most every progress_ms (default 1 s); a 'q' or 's'
+ *               received on COM1 sets stop_requested (the workloads' graceful stop)
  *   exit     -> the JSON result line, then isa-debug-exit (QEMU exits with status*2+1)
- *   sleep    -> TSC busy-wait (there is no host to block in; no stop requests either)
+ *   sleep    -> TSC busy-wait (there is no host to block in), polling COM1 for a stop
  * One vCPU: QEMU's APs are never started (-smp N > 1 is refused with a message).
  */
 #define PIT_HZ          1193182u
@@ -76,12 +77,31 @@ __attribute__((noreturn)) static void pvh__fail(uint32_t status, const char *msg
 	pvh__halt();
 }
 
+/* A 'q' or 's' received on COM1 asks the workload to stop (as vmcompact's stop request does). */
+static int pvh__poll_stop(void)
+{
+	if (pvh.bi.stop_requested)
+		return 1;
+	while (pvh__inb(PVH_COM1 + 5) & 0x01) {
+		uint8_t c = pvh__inb(PVH_COM1);
+
+		if (c == 'q' || c == 's') {
+			pvh.bi.stop_requested = 1;
+			console__printf("agent: stop requested on the serial port\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void pvh__report(struct vmc_hc_report *r)
 {
 	uint64_t now = tsc__read(), ms;
 
 	pvh.last = *r;
 	pvh.nr_reports++;
+	if (!(r->flags & VMC_REPORT_FINAL))
+		pvh__poll_stop();
 	if ((r->flags & VMC_REPORT_FINAL) || !pvh.progress_tsc || now - pvh.last_progress_tsc < pvh.progress_tsc)
 		return;
 	pvh.last_progress_tsc = now;
@@ -90,12 +110,19 @@ static void pvh__report(struct vmc_hc_report *r)
 			ms / 1000, ms % 1000, r->passes, r->updates, r->accesses, r->bytes, r->errors);
 }
 
+/* Busy-waits (no host to block in), polling the serial port for a stop every millisecond. */
 static uint32_t pvh__sleep(uint64_t ns)
 {
-	uint64_t end = tsc__read() + ns / 1000 * pvh.bi.tsc_khz / 1000;
+	uint64_t now = tsc__read(), end = now + ns / 1000 * pvh.bi.tsc_khz / 1000, next_poll = now;
 
-	while (tsc__read() < end)
+	while ((now = tsc__read()) < end) {
+		if (now >= next_poll) {
+			if (pvh__poll_stop())
+				return 1;
+			next_poll = now + pvh.bi.tsc_khz;
+		}
 		__asm__ volatile("pause");
+	}
 	return 0;
 }
 
@@ -140,26 +167,55 @@ static uint32_t pvh__pit_count(void)
 	return hi << 8 | lo;
 }
 
+/*
+ * The PIT count and the TSC when it was latched (the middle of a TSC bracket around the read),
+ * re-read while the bracket is over twice the narrowest seen (the vCPU was preempted).
+ */
+static uint32_t pvh__pit_sample(uint64_t *tsc, uint64_t *min_width)
+{
+	for (int i = 0;; i++) {
+		uint64_t t0 = tsc__read(), t1, w;
+		uint32_t c = pvh__pit_count();
+
+		t1 = tsc__read();
+		w = t1 - t0;
+		if (w < *min_width)
+			*min_width = w;
+		if (w <= 2 * *min_width || i == 9) {
+			*tsc = t0 + w / 2;
+			return c;
+		}
+	}
+}
+
+static uint32_t pvh__pit_ticks(uint32_t prev, uint32_t cur)
+{
+	return prev >= cur ? prev - cur : prev + 0xffff - cur;
+}
+
 /* TSC cycles against 50 ms of PIT channel 0 (mode 2, period 65535); 0 if the PIT does not count. */
 static uint64_t pvh__pit_khz(void)
 {
-	uint32_t prev, ticks = 0, stuck = 0;
-	uint64_t t0;
+	uint64_t t0, t1, min_width = UINT64_MAX;
+	uint32_t prev, cur, ticks = 0, stuck = 0;
 
 	pvh__outb(0x43, 0x34);                   /* channel 0, lo/hi byte, mode 2, binary */
 	pvh__outb(0x40, 0xff);
 	pvh__outb(0x40, 0xff);
-	prev = pvh__pit_count();
-	t0 = tsc__read();
+	for (int i = 0; i < 4; i++)              /* learn how narrow a bracket can be */
+		pvh__pit_sample(&t0, &min_width);
+	prev = pvh__pit_sample(&t0, &min_width);
 	while (ticks < PIT_CAL_TICKS) {
-		uint32_t cur = pvh__pit_count();
-
-		if (cur == prev && ++stuck > 1000000)
+		cur = pvh__pit_count();
+		stuck = cur == prev ? stuck + 1 : 0;
+		if (stuck > 1000000)
 			return 0;
-		ticks += prev >= cur ? prev - cur : prev + 0xffff - cur;
+		ticks += pvh__pit_ticks(prev, cur);
 		prev = cur;
 	}
-	return (tsc__read() - t0) * PIT_HZ / ticks / 1000;
+	cur = pvh__pit_sample(&t1, &min_width);
+	ticks += pvh__pit_ticks(prev, cur);
+	return (t1 - t0) * PIT_HZ / ticks / 1000;
 }
 
 /* CPUID 0x40000010 (hypervisor TSC kHz), else CPUID 0x15 (crystal ratio), else the PIT. */

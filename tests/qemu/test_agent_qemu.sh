@@ -115,6 +115,22 @@ if boot chase_q35 q35 128M 1 "chase:ws=8M,page,accesses=200k"; then
 		'd["workload"]["args"]["page"] is True'
 fi
 
+# A 'q' on the serial port stops an unbounded workload gracefully: final report, status 0.
+t0=$(date +%s%N)
+(sleep 1.5; printf q; sleep 3) | timeout 60 "$qemu" -M microvm "${accel[@]}" -m 64M -nodefaults -display none \
+	-no-reboot -kernel "$agent" -append "idle" -serial stdio -monitor none \
+	-device isa-debug-exit,iobase=0xf4,iosize=4 >"$tmp/stop.log" 2>&1
+rc=${PIPESTATUS[1]}
+echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >"$tmp/stop.wall_ms"
+echo "== stop: -append 'idle', 'q' on the serial port after 1.5 s: exit $rc (want 1), $(cat "$tmp/stop.wall_ms") ms"
+if [ "$rc" = 1 ]; then
+	check stop 'd["exit_status"] == 0' 'v["stopped"]' 'v["final"]' 'd["workload"]["name"] == "idle"'
+else
+	echo "FAIL stop: QEMU exit status $rc, want 1"
+	sed 's/^/  serial: /' "$tmp/stop.log" | cut -c1-400
+	failures=$((failures + 1))
+fi
+
 # A CPU exception is caught by the PVH IDT: one JSON line with status 12, QEMU exit 25.
 if boot exception microvm 64M 25 "fault:triple"; then
 	check exception 'd["exit_status"] == 12' '"#UD" in d["error"]'

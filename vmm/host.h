@@ -32,7 +32,8 @@ struct vmm_host {
 	/* Ask the VMM to stop gracefully. Must only ask (set a flag, kick vCPUs): the
 	 * VMM later tears down from its own thread. NULL: `stop` refused. */
 	void (*request_stop)(void *ctx);
-	/* Add fields to the query-status return (guest workload progress, ...). */
+	/* Add fields to the query-status return (guest workload progress, ...); also called
+	 * by control__destroy for SHUTDOWN's "guest" (then with exit_status, forced). */
 	void (*add_status)(void *ctx, struct json_object *status);
 
 	/* Owned, set up by vmm_host__start_defrag. */

@@ -246,6 +246,13 @@ static void run__host_add_status(void *opaque, struct json_object *o)
 	json_object_object_add(o, "min_passes", json_object_new_uint64(passes == UINT64_MAX ? 0 : passes));
 	json_object_object_add(o, "gups_updates", json_object_new_uint64(updates));
 	json_object_object_add(o, "gups_seconds", json_object_new_double(gups_seconds));
+	if (vm__all_exited(&ctx->vm)) {
+		/* the final word, in the SHUTDOWN event `vmcompact stop` waits for */
+		int code = vm__exit_code(&ctx->vm);
+
+		json_object_object_add(o, "exit_status", json_object_new_int(code));
+		json_object_object_add(o, "forced", json_object_new_boolean(code == VMC_EXIT_FORCED));
+	}
 }
 
 

@@ -181,6 +181,11 @@ int cmd_run(int argc, char **argv)
 	r = run__parse_args(argc, argv, &rc.ctx.opts, err, sizeof(err));
 	if (r == 1)
 		return 0;
+	/* the control socket's name is checked before anything boots (exit 2, not 1) */
+	if (!r && rc.ctx.opts.name && control__check_name(rc.ctx.opts.name, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmcompact run: --name: %s\nTry 'vmcompact run --help'.\n", err);
+		return VMC_EXIT_USAGE;
+	}
 	if (r) {
 		fprintf(stderr, "vmcompact run: %s\nTry 'vmcompact run --help'.\n", err);
 		return VMC_EXIT_USAGE;

@@ -149,7 +149,7 @@ int cmd_list(int argc, char **argv)
 		r = qmp_client__connect(&c, names[i], LIST_TIMEOUT_MS, err, sizeof(err));
 		if (r < 0) {
 			status = r == -ECONNREFUSED ? "stale" : r == -EACCES ? "denied" :
-				 r == -ETIMEDOUT ? "hung" : "error";
+				 r == -ETIMEDOUT ? "hung" : r == -EBUSY ? "busy" : "error";
 			printf("%-20s %8s %-10s %8s  %s\n", names[i], "-", status, "-", "-");
 			free(names[i]);
 			continue;
@@ -186,9 +186,20 @@ static void stat__usage(FILE *f)
 		"  --json   print the raw query-memory reply\n\n%s", exit_codes_help);
 }
 
+/* Replies are untrusted input: a value of the wrong type reads as empty, never as a crash. */
+static size_t jarray_len(struct json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+static bool jobject(struct json_object *o)
+{
+	return json_object_is_type(o, json_type_object);
+}
+
 static void stat__index_line(struct json_object *arr, bool extfrag)
 {
-	size_t i, n = arr ? json_object_array_length(arr) : 0;
+	size_t i, n = jarray_len(arr);
 
 	printf("Node 0, zone %8s ", "Guest");
 	for (i = 0; i < n; i++) {
@@ -219,7 +230,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 
 	printf("buddyinfo:\nNode 0, zone %8s ", "Guest");
 	a = json_path(mem, "buddyinfo");
-	n = a ? json_object_array_length(a) : 0;
+	n = jarray_len(a);
 	for (i = 0; i < n; i++)
 		printf("%6llu ", (unsigned long long)json_object_get_int64(json_object_array_get_idx(a, i)));
 	printf("\n\n");
@@ -235,7 +246,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	t = json_path(pti, "free");
 	for (mt = 0; mt < MIGRATE_TYPES; mt++) {
 		struct json_object *row = json_path(t, migratetype_names[mt]);
-		size_t k, m = row ? json_object_array_length(row) : 0;
+		size_t k, m = jarray_len(row);
 
 		printf("Node %4d, zone %8s, type %12s ", 0, "Guest", migratetype_names[mt]);
 		for (k = 0; k < m; k++)
@@ -258,7 +269,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	stat__index_line(json_path(mem, "unusable_index"), false);
 	printf("\nvmstat:\n");
 	t = json_path(mem, "vmstat");
-	if (t) {
+	if (jobject(t)) {
 		json_object_object_foreach(t, key, val)
 			printf("%s %llu\n", key, (unsigned long long)json_object_get_int64(val));
 	}
@@ -284,7 +295,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)json_path_u64(mem, "huge_blocks"));
 	printf("%-22s %s\n", "metadata", human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
 	t = json_path(mem, "frames");
-	if (t) {
+	if (jobject(t)) {
 		printf("%-22s", "pool frames");
 		json_object_object_foreach(t, key, val)
 			printf(" %s %llu", key, (unsigned long long)json_object_get_int64(val));
@@ -629,8 +640,41 @@ usage:
 static void stop__usage(FILE *f)
 {
 	fprintf(f, "usage: vmcompact stop NAME|SOCKET [--timeout SECONDS] [--no-wait]\n\n"
-		"Ask a running VM to stop gracefully (a running defrag job is cancelled)\n"
-		"and wait until it has shut down (default timeout 30 s).\n\n%s", exit_codes_help);
+		"Ask a running VM to stop gracefully (a running defrag job is cancelled),\n"
+		"wait until it has shut down (default timeout 30 s) and show the guest's\n"
+		"result: its exit status, verify errors and passes.\n\n"
+		"Exit status: 0 stopped cleanly, 1 failed, 2 usage, 3 no such VM, 4 stale socket,\n"
+		"5 permission denied, 6 the guest did not stop in its grace period and was\n"
+		"force-stopped, 7 the guest ended with an error status (10: verify found corruption).\n");
+}
+
+/* SHUTDOWN's data: the reason and the guest's final status -> message and exit code. */
+static int stop__report(const char *vm, struct json_object *data)
+{
+	struct json_object *g = json_path(data, "guest"), *v;
+	int64_t status = -1;
+
+	printf("VM %s stopped (%s)", vm, json_path_string(data, "reason", "?"));
+	if (g && (v = json_path(g, "exit_status")) && json_object_is_type(v, json_type_int))
+		status = json_object_get_int64(v);
+	if (status >= 0)
+		printf(": guest exit status %lld", (long long)status);
+	if (g && json_path(g, "verify_errors"))
+		printf(", verify errors %llu, passes %llu",
+		       (unsigned long long)json_path_u64(g, "verify_errors"),
+		       (unsigned long long)json_path_u64(g, "min_passes"));
+	printf("\n");
+	if (g && json_path(g, "forced") && json_object_get_boolean(json_path(g, "forced"))) {
+		fprintf(stderr, "vmcompact stop: VM %s did not stop within its grace period and was "
+			"force-stopped\n", vm);
+		return CLI_FORCED;
+	}
+	if (status > 0) {
+		fprintf(stderr, "vmcompact stop: the guest of VM %s ended with status %lld%s\n", vm,
+			(long long)status, status == 10 ? " (verify found corruption)" : "");
+		return CLI_GUEST_ERROR;
+	}
+	return CLI_OK;
 }
 
 int cmd_stop(int argc, char **argv)
@@ -696,7 +740,7 @@ int cmd_stop(int argc, char **argv)
 		}
 		r = qmp_client__next_event(&c, (int)(deadline - now), &ev, err, sizeof(err));
 		if (r == -ECONNRESET) {
-			printf("VM %s stopped\n", argv[optind]);
+			printf("VM %s stopped (it closed the socket without a final status)\n", argv[optind]);
 			r = CLI_OK;
 			break;
 		}
@@ -708,10 +752,8 @@ int cmd_stop(int argc, char **argv)
 			break;
 		}
 		if (strcmp(json_path_string(ev, "event", ""), "SHUTDOWN") == 0) {
-			printf("VM %s stopped (%s)\n", argv[optind],
-			       json_path_string(json_path(ev, "data"), "reason", "?"));
+			r = stop__report(argv[optind], json_path(ev, "data"));
 			json_object_put(ev);
-			r = CLI_OK;
 			break;
 		}
 		json_object_put(ev);

@@ -24,15 +24,53 @@ static const char *algo_choice(int i)
 	return defrag_algo__name((enum defrag_algo)i);
 }
 
+/* A text cut at a byte limit may end inside a UTF-8 sequence: drop that partial character. */
+static void utf8__trim_partial(char *s, size_t n)
+{
+	size_t i = n, need;
+	unsigned char lead;
+
+	while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	if (lead < 0x80)
+		return;
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 int cmd_error__set(struct cmd_error *e, const char *cls, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	e->cls = cls;
 	va_start(ap, fmt);
-	vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
+	n = vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(e->desc))
+		utf8__trim_partial(e->desc, strlen(e->desc));
 	return -1;
+}
+
+const char *cmd_error__printable(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 7 < dstlen; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(dst + o, dstlen - o, "\\u%04x", ch);
+		else
+			dst[o++] = (char)ch;
+	}
+	dst[o] = '\0';
+	utf8__trim_partial(dst, o);
+	return dst;
 }
 
 struct cmd_ctx {
@@ -164,6 +202,11 @@ static int qmp_defrag(struct cmd_ctx *x, struct json_object *args, struct json_o
 
 	defrag_request__init(&req);
 	req.mode = (enum defrag_mode)arg__enum(args, "mode", defrag_mode__parse, DEFRAG_FULL);
+	if (req.mode != DEFRAG_COMPACT && s->host->mm->pool.backing == POOL_BACKING_4K)
+		return cmd_error__set(e, "GenericError", "VM '%s' has no host huge pages, so no region "
+				      "can be collapsed onto one (mode '%s' needs them; mode 'compact' "
+				      "still compacts free memory): %.300s", s->name,
+				      defrag_mode__name(req.mode), s->host->mm->pool.note);
 	req.algo = (enum defrag_algo)arg__enum(args, "algo", defrag_algo__parse, DEFRAG_ALGO_PLANNED);
 	req.order = -1;
 	if (args__get(args, "order", &v)) {

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -23,7 +24,7 @@ struct control_config {
 #define CONTROL_RUNTIME_DIR "/run/vmcompact"
 #define CONTROL_RUNTIME_DIR_ENV "VMCOMPACT_RUNTIME_DIR"
 #define CONTROL_NAME_MAX 64
-#define CONTROL_MAX_CLIENTS 64
+#define CONTROL_MAX_CLIENTS 64          /* more: the idlest client is disconnected */
 #define CONTROL_MAX_MSG (64 * 1024)        /* one request; more is "message too large" */
 #define CONTROL_MAX_OUTPUT (8 * 1024 * 1024) /* unread output before a client is dropped */
 
@@ -31,7 +32,7 @@ struct control_conn;
 struct control_event;
 
 struct control_counters {
-	uint64_t accepted, refused_uid, refused_full, commands, errors, dropped_slow;
+	uint64_t accepted, refused_uid, evicted, commands, errors, dropped_slow;
 };
 
 struct control_server {
@@ -87,6 +88,8 @@ void control__emit(struct control_server *s, const char *event, struct json_obje
 const char *control__runtime_dir(void);
 /* [A-Za-z0-9][A-Za-z0-9._-]*, at most CONTROL_NAME_MAX. */
 bool control__valid_name(const char *name);
+/* The same, with the reason in err: 0, -ENAMETOOLONG (more than CONTROL_NAME_MAX) or -EINVAL. */
+int control__check_name(const char *name, char *err, size_t errlen);
 /*
  * A VM name or a socket path (anything with a '/') -> socket path.
  * 0 or -EINVAL / -ENAMETOOLONG with a message.

@@ -3,6 +3,7 @@
 #define VMC_VMM_CONTROL_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct control_server;
 struct control_command;
@@ -18,12 +19,14 @@ struct cmd_error {
 int cmd_error__set(struct cmd_error *e, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* src[0..len) for an error text: control characters (NUL too) as \uXXXX, cut to fit dst. */
+const char *cmd_error__printable(char *dst, size_t dstlen, const char *src, size_t len);
 /* The command named `name`, or NULL. */
 const struct control_command *control_command__find(const char *name);
 /* Check args against the command's spec and run it: 0 with *ret (may stay NULL: {}), or -1 with e. */
 int control_command__run(const struct control_command *cmd, struct control_server *s,
 			 struct json_object *args, struct json_object **ret, struct cmd_error *e);
-/* control__destroy has begun: refuse new work. */
+/* The VM is going away (a `stop` was accepted, or control__destroy began): refuse new work. */
 bool control__closing(struct control_server *s);
 
 #endif

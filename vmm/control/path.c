@@ -30,6 +30,23 @@ bool control__valid_name(const char *name)
 	return true;
 }
 
+int control__check_name(const char *name, char *err, size_t errlen)
+{
+	size_t n = strlen(name);
+
+	if (n > CONTROL_NAME_MAX) {
+		snprintf(err, errlen, "VM name '%.*s...' is %zu characters long; at most %d are allowed",
+			 24, name, n, CONTROL_NAME_MAX);
+		return -ENAMETOOLONG;
+	}
+	if (!control__valid_name(name)) {
+		snprintf(err, errlen, "invalid VM name '%s': use up to %d letters, digits, "
+			 "'.', '_' or '-', starting with a letter or digit", name, CONTROL_NAME_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int control__socket_path(const char *name_or_path, char *out, size_t outlen,
 			 char *err, size_t errlen)
 {
@@ -40,12 +57,10 @@ int control__socket_path(const char *name_or_path, char *out, size_t outlen,
 	if (strchr(name_or_path, '/')) {
 		n = snprintf(out, max, "%s", name_or_path);
 	} else {
-		if (!control__valid_name(name_or_path)) {
-			snprintf(err, errlen, "invalid VM name '%s': use up to %d letters, digits, "
-				 "'.', '_' or '-', starting with a letter or digit",
-				 name_or_path, CONTROL_NAME_MAX);
-			return -EINVAL;
-		}
+		int r = control__check_name(name_or_path, err, errlen);
+
+		if (r < 0)
+			return r;
 		n = snprintf(out, max, "%s/%s.sock", control__runtime_dir(), name_or_path);
 	}
 	if (n < 0 || (size_t)n >= max) {

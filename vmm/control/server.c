@@ -50,6 +50,9 @@
  */
 #define CONTROL_FLUSH_MS 500      /* how long destroy waits for clients to read SHUTDOWN */
 #define CONTROL_READ_CHUNK 16384
+/* Invalid UTF-8 is a parse error: whatever we echo (ids, names) stays valid JSON. */
+#define CONTROL_TOKENER_FLAGS (JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS | \
+			       JSON_TOKENER_VALIDATE_UTF8)
 
 struct control_conn {
 	int fd;
@@ -60,6 +63,7 @@ struct control_conn {
 	bool discard_line;     /* after a parse error: drop input up to the next newline */
 	bool read_closed;      /* EOF or fatal protocol error: close once output is flushed */
 	bool dead;             /* write failed or too much unread output: close now */
+	uint64_t last_active_ns; /* connected or last sent us something: the idlest is evicted first */
 	char *out;
 	size_t out_off, out_len, out_cap;
 };
@@ -272,7 +276,7 @@ bool control__closing(struct control_server *s)
 	bool closing;
 
 	pthread_mutex_lock(&s->lock);
-	closing = s->closing;
+	closing = s->closing || s->stop_requested;
 	pthread_mutex_unlock(&s->lock);
 	return closing;
 }
@@ -312,10 +316,15 @@ static void conn__dispatch(struct control_server *s, struct control_conn *c, str
 		cmd_error__set(&e, "GenericError", "QMP input member 'arguments' must be an object");
 		goto error;
 	}
-	cmd = control_command__find(json_object_get_string(exec));
+	cmd = NULL;
+	if ((size_t)json_object_get_string_len(exec) == strlen(json_object_get_string(exec)))
+		cmd = control_command__find(json_object_get_string(exec));
 	if (!cmd) {
+		char name[128];
+
 		cmd_error__set(&e, "CommandNotFound", "The command %s has not been found",
-			       json_object_get_string(exec));
+			       cmd_error__printable(name, sizeof(name), json_object_get_string(exec),
+						    (size_t)json_object_get_string_len(exec)));
 		goto error;
 	}
 	if (control_command__run(cmd, s, args, &ret, &e) < 0) {
@@ -415,6 +424,7 @@ static void conn__read(struct control_server *s, struct control_conn *c)
 			c->read_closed = true;
 			return;
 		}
+		c->last_active_ns = util__now_ns();
 		conn__input(s, c, buf, (size_t)r);
 	}
 }
@@ -454,6 +464,32 @@ static struct json_object *control__greeting(void)
 	return o;
 }
 
+/*
+ * Every client is the VM's owner (or root), so a full table must not lock the owner
+ * out: the connection that has been quiet the longest makes room, and is told why.
+ */
+static void control__evict_idlest(struct control_server *s)
+{
+	struct control_conn *c;
+	unsigned i, idlest = 0;
+	char desc[160];
+
+	for (i = 1; i < s->nr_conns; i++)
+		if (s->conns[i]->last_active_ns < s->conns[idlest]->last_active_ns)
+			idlest = i;
+	c = s->conns[idlest];
+	conn__flush(c);
+	snprintf(desc, sizeof(desc), "disconnected: the VM has %d clients (the limit) and this one "
+		 "was idle the longest", CONTROL_MAX_CLIENTS);
+	if (!conn__pending(c))
+		control__write_refusal(c->fd, desc);
+	conn__free(c);
+	s->conns[idlest] = s->conns[--s->nr_conns];
+	pthread_mutex_lock(&s->lock);
+	s->counters.evicted++;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void control__accept(struct control_server *s)
 {
 	for (;;) {
@@ -484,21 +520,15 @@ static void control__accept(struct control_server *s)
 			close(fd);
 			continue;
 		}
-		if (s->nr_conns == CONTROL_MAX_CLIENTS) {
-			snprintf(desc, sizeof(desc), "too many clients (limit %d)", CONTROL_MAX_CLIENTS);
-			pthread_mutex_lock(&s->lock);
-			s->counters.refused_full++;
-			pthread_mutex_unlock(&s->lock);
-			control__write_refusal(fd, desc);
-			close(fd);
-			continue;
-		}
+		if (s->nr_conns == CONTROL_MAX_CLIENTS)
+			control__evict_idlest(s);
 		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
+		c->last_active_ns = util__now_ns();
 		c->uid = cred.uid;
 		c->pid = cred.pid;
 		c->tok = json_tokener_new();
@@ -506,7 +536,7 @@ static void control__accept(struct control_server *s)
 			conn__free(c);
 			continue;
 		}
-		json_tokener_set_flags(c->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+		json_tokener_set_flags(c->tok, CONTROL_TOKENER_FLAGS);
 		greeting = control__greeting();
 		conn__send(s, c, greeting);
 		json_object_put(greeting);
@@ -611,8 +641,6 @@ static void *control__thread(void *arg)
 				/* EAGAIN: another wakeup already consumed it */
 			}
 		}
-		if (listen_idx && (pfd[listen_idx].revents & POLLIN))
-			control__accept(s);
 		for (i = 0; i < nr_polled; i++) {
 			struct pollfd *p = &pfd[n - nr_polled + i];
 			struct control_conn *c = polled[i];
@@ -627,6 +655,9 @@ static void *control__thread(void *arg)
 				conn__flush(c);
 		}
 		control__reap(s);
+		/* after the polled connections: accepting may evict (free) one of them */
+		if (listen_idx && (pfd[listen_idx].revents & POLLIN))
+			control__accept(s);
 	}
 	return NULL;
 }
@@ -654,6 +685,14 @@ static int runtime_dir__ensure(const char *path, char *err, size_t errlen)
 	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		snprintf(err, errlen, "runtime directory %s is not a directory", dir);
 		return -ENOTDIR;
+	}
+	/* The sockets' names and the VMs behind them are private: 0700, ours (README). */
+	if (sb.st_uid != geteuid() || (sb.st_mode & 077)) {
+		snprintf(err, errlen, "runtime directory %s has mode %04o and owner uid %u; it must be "
+			 "private (mode 0700, owner uid %u): chmod 700 it, or point $%s elsewhere", dir,
+			 (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid, (unsigned)geteuid(),
+			 CONTROL_RUNTIME_DIR_ENV);
+		return -EPERM;
 	}
 	return 0;
 }
@@ -720,6 +759,8 @@ int control__start(struct control_server *s, struct vmm_host *host,
 		return -EINVAL;
 	}
 	name = host->name ? host->name : cfg->name;
+	if (name && (r = control__check_name(name, err, errlen)) < 0 && (!cfg->path || r == -ENAMETOOLONG))
+		return r;   /* never cut a name: two long names would share a socket */
 	if (name)
 		snprintf(s->name, sizeof(s->name), "%s", name);
 	else
@@ -732,12 +773,6 @@ int control__start(struct control_server *s, struct vmm_host *host,
 		}
 		memcpy(s->path, cfg->path, strlen(cfg->path) + 1);
 	} else {
-		if (!control__valid_name(s->name)) {
-			snprintf(err, errlen, "invalid VM name '%s': use up to %d letters, digits, "
-				 "'.', '_' or '-', starting with a letter or digit", s->name,
-				 CONTROL_NAME_MAX);
-			return -EINVAL;
-		}
 		r = control__socket_path(s->name, s->path, sizeof(s->path), err, errlen);
 		if (r < 0)
 			return r;
@@ -823,6 +858,13 @@ void control__destroy(struct control_server *s, const char *reason)
 	if (!reason)
 		reason = s->stop_requested ? "host-qmp-stop" : "host";
 	json__add_str(d, "reason", reason);
+	if (s->host->add_status) {
+		/* the guest's final word (exit status, verify errors, passes) for `vmcompact stop` */
+		struct json_object *g = json_object_new_object();
+
+		s->host->add_status(s->host->ctx, g);
+		json__add(d, "guest", g);
+	}
 	control__emit(s, "SHUTDOWN", d);
 
 	pthread_mutex_lock(&s->lock);

@@ -127,7 +127,8 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 		mm__set_msg(err, errlen, "GPA map of %u pages over %u frames: %s", nr_gpfns, nr_frames, strerror(-ret));
 		goto err_buddy;
 	}
-	ret = aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
+	ret = cfg->layout ? mm_layout__place(&mm->buddy, &mm->map, cfg->layout, err, errlen) :
+			    aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
 	if (ret)
 		goto err_map;
 	mm->startup.layout_ns = mm__now_ns() - t0;

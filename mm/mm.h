@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include "mm/aging.h"
+#include "mm/layout.h"
 #include "mm/buddy.h"
 #include "mm/gpamap.h"
 #include "mm/pool.h"
@@ -16,6 +17,7 @@ struct mm_config {
 	bool prefault;
 	bool prefault_async;       /* prefault on a thread after mm__create returns (see mm__wait_ready) */
 	struct aging_config aging;
+	const struct mm_layout *layout; /* non-NULL: place this saved layout (mm/layout.h), not aging */
 };
 
 /* Counters named like /proc/vmstat's. */

@@ -72,6 +72,7 @@ uint32_t wl__chase(const struct vmc_boot_info *bi, struct vmc_hc_report *r);
 
 /* pvh.c: QEMU PVH boot (entry from pvh.S at CPL3 with the hvm_start_info pointer). */
 __attribute__((noreturn)) void pvh_main(const void *start_info);
+__attribute__((noreturn)) void pvh_ap_main(uint32_t id);
 uint64_t pvh__exception(const uint64_t *frame);   /* CPL0, from pvh.S; does not return */
 __attribute__((noreturn)) void agent_main(struct vmc_boot_info *bi);
 const char *agent__workload_name(uint32_t id);   /* "?" for unknown ids */

@@ -33,6 +33,7 @@ struct hvm_memmap_table_entry {
 #define PVH_DEBUG_EXIT    0xf4      /* -device isa-debug-exit,iobase=0xf4,iosize=4 */
 #define PVH_FW_CFG_SEL    0x510
 #define PVH_FW_CFG_DATA   0x511
+#define PVH_TRAMPOLINE    0x8000    /* APs start here in real mode (SIPI vector 0x08) */
 
 static inline void pvh__outb(uint16_t port, uint8_t v)
 {
@@ -57,6 +58,11 @@ static inline uint8_t pvh__inb(uint16_t port)
 	return v;
 }
 
+/* pvh_hw.c */
+uint64_t pvh_hw__tsc_khz(const char **source);    /* 0 if unknown; *source names the method */
+uint64_t pvh_hw__qemu_cpus(void);                  /* fw_cfg's vCPU count, 1 without fw_cfg */
+uint32_t pvh_hw__start_aps(uint32_t nr, uint64_t tsc_khz);   /* vCPUs running, BSP included */
+
 /* Options of the -append line beyond the workload spec (pvh_spec.c). */
 struct pvh_opts {
 	uint64_t progress_ms;     /* a progress line at most this often; 0 = none (default 1000) */
@@ -67,17 +73,20 @@ struct pvh_opts {
 int pvh_spec__parse(const char *cmdline, struct vmc_boot_info *bi, struct pvh_opts *o,
 		    char *err, size_t errlen);
 
-/* What the JSON result line says besides the vCPU's last report (pvh_json.c). */
+/* What the JSON result line says besides the vCPUs' last reports (pvh_json.c). */
 struct pvh_result {
-	const struct vmc_boot_info *bi;
+	uint32_t nr_vcpus;
+	const struct vmc_boot_info *bi;           /* [nr_vcpus] */
+	const struct vmc_hc_report *report;       /* [nr_vcpus] */
+	const uint64_t *nr_reports;               /* [nr_vcpus] */
+	const uint32_t *status;                   /* [nr_vcpus] each vCPU's exit status */
+	const uint8_t *exited;                    /* [nr_vcpus] */
 	const struct pvh_opts *opts;
-	const struct vmc_hc_report *report;
-	uint64_t nr_reports;
 	uint64_t mem_bytes;       /* RAM in the PVH memory map */
 	uint64_t qemu_cpus;
 	const char *tsc_source;
 	uint64_t entry_tsc;       /* TSC at pvh_main: time since the vCPU's reset, roughly */
-	uint32_t exit_status;
+	uint32_t exit_status;     /* the VM's: the first non-zero vCPU status */
 	const char *error;        /* NULL or a one-line reason (exception, bad command line) */
 };
 

@@ -117,15 +117,15 @@ static void jb__args(struct jbuf *j, const struct vmc_boot_info *bi)
 	jb__close(j, '}');
 }
 
-static void jb__vcpu(struct jbuf *j, const struct pvh_result *res, double secs)
+static void jb__vcpu(struct jbuf *j, const struct pvh_result *res, uint32_t i, double secs)
 {
-	const struct vmc_hc_report *r = res->report;
+	const struct vmc_hc_report *r = &res->report[i];
 
 	jb__open(j, NULL, '{');
-	jb__u64(j, "id", 0);
-	jb__u64(j, "exit_status", res->exit_status);
-	jb__bool(j, "guest_exited", 1);
-	jb__u64(j, "reports", res->nr_reports);
+	jb__u64(j, "id", i);
+	jb__u64(j, "exit_status", res->status[i]);
+	jb__bool(j, "guest_exited", res->exited[i]);
+	jb__u64(j, "reports", res->nr_reports[i]);
 	jb__bool(j, "final", !!(r->flags & VMC_REPORT_FINAL));
 	jb__bool(j, "stopped", !!(r->flags & VMC_REPORT_STOPPED));
 	jb__u64(j, "pages", r->pages);
@@ -154,20 +154,47 @@ static void jb__vcpu(struct jbuf *j, const struct pvh_result *res, double secs)
 	jb__close(j, '}');
 }
 
+static void jb__totals(struct jbuf *j, const struct pvh_result *res, double khz)
+{
+	uint64_t pages = 0, errors = 0, stale = 0, min_passes = UINT64_MAX;
+	double gups = 0, stream = 0;
+
+	for (uint32_t i = 0; i < res->nr_vcpus; i++) {
+		const struct vmc_hc_report *r = &res->report[i];
+		double secs = khz > 0 ? (double)r->tsc_cycles / (khz * 1000.0) : 0;
+
+		pages += r->pages;
+		errors += r->errors;
+		stale += r->stale_words;
+		if (r->passes < min_passes)
+			min_passes = r->passes;
+		if (secs > 0) {
+			gups += (double)r->updates / secs;
+			stream += (double)r->bytes / secs;
+		}
+	}
+	jb__open(j, "totals", '{');
+	jb__u64(j, "pages", pages);
+	jb__u64(j, "verify_errors", errors);
+	jb__u64(j, "verify_stale_words", stale);
+	jb__u64(j, "min_passes", min_passes == UINT64_MAX ? 0 : min_passes);
+	jb__double(j, "gups_total_updates_per_sec", gups);
+	jb__double(j, "stream_total_bytes_per_sec", stream);
+	jb__close(j, '}');
+}
+
 size_t pvh_json__result(char *buf, size_t len, const struct pvh_result *res)
 {
-	const struct vmc_boot_info *bi = res->bi;
-	const struct vmc_hc_report *r = res->report;
+	const struct vmc_boot_info *bi = &res->bi[0];
 	struct jbuf j = { buf, len, 0, 1 };
 	double khz = (double)bi->tsc_khz;
-	double secs = khz > 0 ? (double)r->tsc_cycles / (khz * 1000.0) : 0;
 
 	jb__open(&j, NULL, '{');
 	jb__str(&j, "vmcompact_agent", "result");
 	jb__str(&j, "boot", "pvh");
 	jb__u64(&j, "abi_version", VMC_ABI_VERSION);
 	jb__u64(&j, "mem_bytes", res->mem_bytes);
-	jb__u64(&j, "cpus", bi->nr_vcpus);
+	jb__u64(&j, "cpus", res->nr_vcpus);
 	jb__u64(&j, "qemu_cpus", res->qemu_cpus);
 	jb__open(&j, "workload", '{');
 	jb__str(&j, "name", agent__workload_name(bi->workload));
@@ -185,18 +212,12 @@ size_t pvh_json__result(char *buf, size_t len, const struct pvh_result *res)
 	jb__str(&j, "tsc_source", res->tsc_source ? res->tsc_source : "none");
 	jb__double(&j, "entry_tsc_ms", khz > 0 ? (double)res->entry_tsc / khz : 0);
 	jb__u64(&j, "mem_start", bi->mem_start);
-	jb__u64(&j, "mem_end", bi->mem_end);
+	jb__u64(&j, "mem_end", res->bi[res->nr_vcpus - 1].mem_end);
 	jb__open(&j, "vcpus", '[');
-	jb__vcpu(&j, res, secs);
+	for (uint32_t i = 0; i < res->nr_vcpus; i++)
+		jb__vcpu(&j, res, i, khz > 0 ? (double)res->report[i].tsc_cycles / (khz * 1000.0) : 0);
 	jb__close(&j, ']');
-	jb__open(&j, "totals", '{');
-	jb__u64(&j, "pages", r->pages);
-	jb__u64(&j, "verify_errors", r->errors);
-	jb__u64(&j, "verify_stale_words", r->stale_words);
-	jb__u64(&j, "min_passes", r->passes);
-	jb__double(&j, "gups_total_updates_per_sec", secs > 0 ? (double)r->updates / secs : 0);
-	jb__double(&j, "stream_total_bytes_per_sec", secs > 0 ? (double)r->bytes / secs : 0);
-	jb__close(&j, '}');
+	jb__totals(&j, res, khz);
 	jb__close(&j, '}');
 	jb__printf(&j, "\n");
 	if (j.len >= len && len) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -33,6 +34,8 @@ struct collapse_run {
 	int pidfd;
 	struct cregion *todo;
 	size_t nr_todo;
+	double *call_ms;              /* every call's time, for the p99 */
+	size_t nr_calls, cap_calls;
 	uint64_t t0_ns;
 	struct iovec iov[COLLAPSE_MAX_IOV];
 };
@@ -114,7 +117,9 @@ static int collapse__plan(struct collapse_run *cr, char *err, size_t errlen)
 	}
 	qsort(cr->todo, cr->nr_todo, sizeof(*cr->todo), region__cmp);
 	cr->res->pfns_visible = cr->scan.pfns_visible;
-	return 0;
+	cr->cap_calls = 2 * cr->nr_todo + 1;   /* a chunk call and a retry per region at most */
+	cr->call_ms = calloc(cr->cap_calls, sizeof(*cr->call_ms));
+	return cr->call_ms ? 0 : -ENOMEM;
 }
 
 /* One process_madvise call over niov iovecs; returns its result, errno in *e, time in res. */
@@ -129,6 +134,10 @@ static long collapse__call(struct collapse_run *cr, size_t niov, int *e, double 
 	ms = *us / 1e3;
 	cr->res->calls++;
 	cr->res->call_seconds += ms / 1e3;
+	if (cr->job->budget.max_stall_us && *us > cr->job->budget.max_stall_us)
+		cr->res->calls_over_budget++;
+	if (cr->nr_calls < cr->cap_calls)
+		cr->call_ms[cr->nr_calls++] = ms;
 	if (ms > cr->res->call_max_ms)
 		cr->res->call_max_ms = ms;
 	return r;
@@ -322,9 +331,20 @@ static int collapse__single(struct collapse_run *cr, char *err, size_t errlen)
 	return 0;
 }
 
-/* Regions on 2 MiB pages now, over all ranges. */
+static int ms__cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Regions on 2 MiB pages now, over all ranges; the p99 call time. */
 static void collapse__count_huge(struct collapse_run *cr)
 {
+	if (cr->nr_calls) {
+		qsort(cr->call_ms, cr->nr_calls, sizeof(*cr->call_ms), ms__cmp);
+		cr->res->call_p99_ms = cr->call_ms[(cr->nr_calls - 1) * 99 / 100];
+	}
 	cr->res->huge_after = 0;
 	for (size_t i = 0; i < cr->job->nr_ranges; i++) {
 		uint64_t first = (cr->job->ranges[i].start + REGION_2M - 1) & ~(REGION_2M - 1);
@@ -370,10 +390,58 @@ int collapse__run(const struct collapse_job *job, struct collapse_result *res, c
 	page_scanner__close(&cr->scan);
 	close(cr->pidfd);
 	free(cr->todo);
+	free(cr->call_ms);
 	free(cr);
 	if (r == 0 && res->cancelled) {
 		snprintf(err, errlen, "cancelled");
 		r = -ECANCELED;
 	}
+	return r;
+}
+
+static uint64_t split__next(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+int collapse__split(pid_t pid, const struct collapse_range *ranges, size_t nr, double share,
+		    uint64_t seed, uint64_t *split, char *err, size_t errlen)
+{
+	struct collapse_job job = { .pid = pid };
+	struct iovec iov[COLLAPSE_MAX_IOV];
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), r = 0;
+	size_t n = 0;
+
+	*split = 0;
+	err[0] = '\0';
+	if (pidfd < 0)
+		return collapse__fatal(&job, errno, err, errlen) ?: -errno;
+	for (size_t i = 0; i < nr && r == 0; i++) {
+		uint64_t first = (ranges[i].start + REGION_2M - 1) & ~(REGION_2M - 1);
+
+		for (uint64_t va = first; va + REGION_2M <= ranges[i].end && r == 0; va += REGION_2M) {
+			if ((double)(split__next(&seed) >> 11) / 9007199254740992.0 >= share)
+				continue;
+			iov[n].iov_base = (void *)(uintptr_t)va;
+			iov[n++].iov_len = 4096;
+			if (n < COLLAPSE_MAX_IOV)
+				continue;
+			if (syscall(SYS_process_madvise, pidfd, iov, n, MADV_COLD, 0) < 0)
+				r = collapse__fatal(&job, errno, err, errlen) ?: -errno;
+			*split += n;
+			n = 0;
+		}
+	}
+	if (r == 0 && n && syscall(SYS_process_madvise, pidfd, iov, n, MADV_COLD, 0) < 0)
+		r = collapse__fatal(&job, errno, err, errlen) ?: -errno;
+	if (r == 0)
+		*split += n;
+	else if (!err[0])
+		snprintf(err, errlen, "process_madvise(MADV_COLD): %s", strerror(-r));
+	close(pidfd);
 	return r;
 }

@@ -36,6 +36,8 @@ struct collapse_result {
 	double seconds;               /* wall time, sleeps included */
 	double call_seconds;          /* inside process_madvise */
 	double call_max_ms;           /* the longest single call */
+	double call_p99_ms;
+	uint64_t calls_over_budget;   /* calls longer than max_stall_us */
 	double sleep_seconds;         /* rate limit sleeps */
 	uint32_t chunk_last, chunk_max;   /* regions per call */
 	bool cancelled;
@@ -66,6 +68,16 @@ struct collapse_job {
  */
 int collapse__run(const struct collapse_job *job, struct collapse_result *res, char *err,
 		  size_t errlen);
+
+/*
+ * The reverse, to age a guest for tests and demos: split the 2 MiB pages of
+ * a share (0..1) of the regions into 4 KiB pages, as host memory pressure, KSM
+ * or migration do, with process_madvise(MADV_COLD) on one 4 KiB page of each
+ * chosen region (a partial MADV_COLD splits a PMD-mapped THP; the data stays).
+ * Regions are chosen by a splitmix64 stream from seed. *split: regions advised.
+ */
+int collapse__split(pid_t pid, const struct collapse_range *ranges, size_t nr, double share,
+		    uint64_t seed, uint64_t *split, char *err, size_t errlen);
 
 /* Next chunk size (regions) so that a call takes about target_us given the last call's per-region cost. */
 uint32_t collapse__next_chunk(uint32_t last_chunk, double last_call_us, uint32_t target_us);

@@ -302,13 +302,14 @@ static void bench__report(const struct bench_opts *o, const struct bench_run *ru
 	printf("collapse of %s %s RAM on 4 KiB pages, huge pages %s, chunked budget %.1f ms per call\n",
 	       qemu_human_bytes(o->size, b, sizeof(b)), o->shmem ? "shmem (memfd)" : "anonymous",
 	       o->cold ? "cold" : "warm", o->max_stall_us / 1e3);
-	printf("%-8s %9s %7s %12s %10s %13s\n", "MODE", "TIME(s)", "CALLS", "LONGEST(ms)",
-	       "COLLAPSED", "2M BEFORE>AFTER");
+	printf("%-8s %9s %7s %12s %9s %6s %10s %13s\n", "MODE", "TIME(s)", "CALLS", "LONGEST(ms)",
+	       "P99(ms)", "OVER", "COLLAPSED", "2M BEFORE>AFTER");
 	for (unsigned i = 0; i < n; i++)
-		printf("%-8s %9.3f %7" PRIu64 " %12.2f %6" PRIu64 "/%-4" PRIu64 " %6.1f%% > %.1f%%\n",
-		       runs[i].single ? "single" : "chunked", runs[i].res.seconds, runs[i].res.calls,
-		       runs[i].res.call_max_ms, runs[i].res.collapsed, runs[i].res.regions,
-		       100 * runs[i].share_before, 100 * runs[i].share_after);
+		printf("%-8s %9.3f %7" PRIu64 " %12.2f %9.2f %6" PRIu64 " %6" PRIu64 "/%-4" PRIu64
+		       " %6.1f%% > %.1f%%\n", runs[i].single ? "single" : "chunked",
+		       runs[i].res.seconds, runs[i].res.calls, runs[i].res.call_max_ms,
+		       runs[i].res.call_p99_ms, runs[i].res.calls_over_budget, runs[i].res.collapsed,
+		       runs[i].res.regions, 100 * runs[i].share_before, 100 * runs[i].share_after);
 	printf("chunked/single time: %.2f (%.3f s vs %.3f s); longest call: chunked %.2f ms, single "
 	       "%.2f ms\n", ss ? cs / ss : 0, cs, ss, cm, sm);
 }

@@ -338,3 +338,78 @@ out:
 	qemu_target__close(&t);
 	return r;
 }
+
+/* ------------------------------------------------------------------ */
+/* qemu age */
+
+static void qage__usage(FILE *f)
+{
+	fprintf(f, "usage: vmcompact qemu age --domain NAME | --qemu PID | --qmp PATH [--share F]\n"
+		"                          [--seed N]\n\n"
+		"Age a running QEMU guest for tests and demos: split the 2 MiB host pages of a\n"
+		"share of its RAM's 2 MiB regions into 4 KiB pages, as host memory pressure, KSM\n"
+		"or migration do (process_madvise(MADV_COLD) on one 4 KiB page per region; the\n"
+		"guest's data stays). Then `vmcompact stat` shows the loss and `defrag` repairs it.\n\n"
+		QEMU_TARGET_USAGE
+		"  --share F         0..1 (1)\n"
+		"  --seed N          region choice (1)\n\n%s", qemu_exit_codes_help);
+}
+
+int cmd_qemu_age(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		QEMU_TARGET_LONGOPTS,
+		{ "share", required_argument, NULL, 'f' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct qemu_target_opts o = { 0 };
+	struct collapse_range *ranges = NULL;
+	unsigned long long seed = 1;
+	struct qemu_target t;
+	double share = 1.0;
+	bool bad = false;
+	uint64_t split = 0;
+	char err[1024], *end;
+	size_t nr = 0;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (qemu_target_opts__take(&o, opt, optarg, &bad))
+			continue;
+		errno = 0;
+		if (opt == 'f') {
+			share = strtod(optarg, &end);
+			bad |= errno || end == optarg || *end || !(share >= 0 && share <= 1);
+		} else if (opt == 's') {
+			seed = strtoull(optarg, &end, 0);
+			bad |= errno || end == optarg || *end;
+		} else if (opt == 'h') {
+			qage__usage(stdout);
+			return QEMU_EXIT_OK;
+		} else {
+			bad = true;
+		}
+	}
+	if (bad || optind != argc) {
+		qage__usage(stderr);
+		return QEMU_EXIT_USAGE;
+	}
+	r = qemu_target_opts__open(&o, "qemu age", &t);
+	if (r)
+		return r;
+	r = qemu_target__ranges(&t, &ranges, &nr, err, sizeof(err));
+	if (r == 0)
+		r = collapse__split(t.pid, ranges, nr, share, seed, &split, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vmcompact qemu age: %s\n", err);
+		r = qemu_exit__from_errno(r);
+	} else {
+		printf("split %" PRIu64 " regions of %s into 4 KiB pages\n", split, t.label);
+	}
+	free(ranges);
+	qemu_target__close(&t);
+	return r;
+}

@@ -11,7 +11,8 @@ bool qemu_cli__wants(int argc, char **argv);
 int cmd_qemu_stat(int argc, char **argv);
 int cmd_qemu_defrag(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
-int cmd_qemu(int argc, char **argv);              /* `vmcompact qemu run ...` */
+int cmd_qemu(int argc, char **argv);              /* `vmcompact qemu run|age ...` */
+int cmd_qemu_age(int argc, char **argv);
 int cmd_bench_qemu_collapse(int argc, char **argv);
 
 #endif

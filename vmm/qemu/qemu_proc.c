@@ -335,31 +335,41 @@ static const char *cmdline__next(const char *cmdline, size_t len, const char *ar
 	return next < cmdline + len ? next : NULL;
 }
 
-int qemu_cmdline__qmp_path(const char *cmdline, size_t len, char *path, size_t pathlen)
+/* Whether chardev ID is a QMP monitor ("-mon chardev=ID,mode=control"). */
+static bool cmdline__qmp_chardev(const char *cmdline, size_t len, const char *id)
 {
-	char chardev[64] = "", id[64];
-	const char *a, *v;
+	char chardev[64];
 
-	for (a = cmdline; a && a < cmdline + len; a = cmdline__next(cmdline, len, a)) {
-		v = cmdline__next(cmdline, len, a);
+	for (const char *a = cmdline; a; a = cmdline__next(cmdline, len, a)) {
+		const char *v = cmdline__next(cmdline, len, a);
+
+		if (v && !strcmp(a, "-mon") && strstr(v, "mode=control") &&
+		    opt__value(v, "chardev", chardev, sizeof(chardev)) && !strcmp(chardev, id))
+			return true;
+	}
+	return false;
+}
+
+int qemu_cmdline__qmp_path(const char *cmdline, size_t len, unsigned nth, char *path,
+			   size_t pathlen)
+{
+	unsigned seen = 0;
+	char id[64];
+
+	for (const char *a = cmdline; a; a = cmdline__next(cmdline, len, a)) {
+		const char *v = cmdline__next(cmdline, len, a);
+		bool hit = false;
+
 		if (!v)
 			break;
 		if (!strcmp(a, "-qmp") && !strncmp(v, "unix:", 5)) {
 			snprintf(path, pathlen, "%.*s", (int)strcspn(v + 5, ","), v + 5);
-			return 0;
+			hit = true;
+		} else if (!strcmp(a, "-chardev") && !strncmp(v, "socket,", 7) &&
+			   opt__value(v, "id", id, sizeof(id)) && opt__value(v, "path", path, pathlen)) {
+			hit = cmdline__qmp_chardev(cmdline, len, id);
 		}
-		if (!strcmp(a, "-mon") && strstr(v, "mode=control"))
-			opt__value(v, "chardev", chardev, sizeof(chardev));
-	}
-	if (!chardev[0])
-		return -ENOENT;
-	for (a = cmdline; a && a < cmdline + len; a = cmdline__next(cmdline, len, a)) {
-		v = cmdline__next(cmdline, len, a);
-		if (!v)
-			break;
-		if (!strcmp(a, "-chardev") && !strncmp(v, "socket,", 7) &&
-		    opt__value(v, "id", id, sizeof(id)) && !strcmp(id, chardev) &&
-		    opt__value(v, "path", path, pathlen))
+		if (hit && seen++ == nth)
 			return 0;
 	}
 	return -ENOENT;
@@ -414,17 +424,33 @@ static void target__init(struct qemu_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static int target__attach_qmp(struct qemu_target *t, const char *path, char *err, size_t errlen)
+static int target__attach_qmp(struct qemu_target *t, const char *path, int timeout_ms, char *err,
+			      size_t errlen)
 {
 	int r;
 
 	t->qmp = calloc(1, sizeof(*t->qmp));
 	if (!t->qmp)
 		return -ENOMEM;
-	r = qemu_qmp__connect(t->qmp, path, 0, err, errlen);
+	r = qemu_qmp__connect(t->qmp, path, timeout_ms, err, errlen);
 	if (r < 0) {
 		free(t->qmp);
 		t->qmp = NULL;
+	}
+	return r;
+}
+
+/* Every QMP socket on the command line in turn: QEMU serves one client per monitor. */
+static int target__attach_any_qmp(struct qemu_target *t, const char *cmd, size_t len, char *err,
+				  size_t errlen)
+{
+	char path[108];
+	int r = -ENOENT;
+
+	for (unsigned nth = 0; qemu_cmdline__qmp_path(cmd, len, nth, path, sizeof(path)) == 0; nth++) {
+		r = target__attach_qmp(t, path, 2000, err, errlen);
+		if (r == 0)
+			return 0;
 	}
 	return r;
 }
@@ -462,8 +488,8 @@ int qemu_target__open_pid(struct qemu_target *t, pid_t pid, char *err, size_t er
 		return (int)n;
 	}
 	cmd[n] = '\0';
-	if (qemu_cmdline__qmp_path(cmd, (size_t)n, path, sizeof(path)) == 0) {
-		r = target__attach_qmp(t, path, err, errlen);
+	if (qemu_cmdline__qmp_path(cmd, (size_t)n, 0, path, sizeof(path)) == 0) {
+		r = target__attach_any_qmp(t, cmd, (size_t)n, err, errlen);
 	} else if (qemu_cmdline__guest_name(cmd, (size_t)n, name, sizeof(name)) == 0) {
 		free(cmd);
 		cmd = NULL;
@@ -491,7 +517,7 @@ int qemu_target__open_qmp(struct qemu_target *t, const char *path, char *err, si
 
 	target__init(t);
 	snprintf(t->label, sizeof(t->label), "QMP %s", path);
-	r = target__attach_qmp(t, path, err, errlen);
+	r = target__attach_qmp(t, path, 0, err, errlen);
 	if (r < 0)
 		return r;
 	t->pid = t->qmp->peer_pid;

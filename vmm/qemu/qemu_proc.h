@@ -110,8 +110,9 @@ void qemu_kvm_pages__parse(struct json_object *stats, struct qemu_kvm_pages *k);
 
 /* Whether /proc/PID is a qemu-system-* process: 0, -ESRCH, -EACCES, -ENOEXEC. */
 int qemu_proc__check(pid_t pid, char *err, size_t errlen);
-/* QMP unix socket path from QEMU's command line (-qmp unix:P / -chardev socket,path=P + -mon). */
-int qemu_cmdline__qmp_path(const char *cmdline, size_t len, char *path, size_t pathlen);
+/* The nth QMP unix socket path on QEMU's command line (-qmp unix:P / -chardev socket,path=P + -mon). */
+int qemu_cmdline__qmp_path(const char *cmdline, size_t len, unsigned nth, char *path,
+			   size_t pathlen);
 /* libvirt's guest name ("-name guest=NAME,...") from the command line. */
 int qemu_cmdline__guest_name(const char *cmdline, size_t len, char *name, size_t namelen);
 /* PID of the QEMU that runs libvirt guest NAME (scans /proc); -ESRCH if none. */

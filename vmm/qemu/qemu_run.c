@@ -23,8 +23,9 @@
 #define QRUN_SAMPLE_MS 250
 #define QRUN_ARGV_MAX 48
 
-enum qrun_backing { QB_MEMFD, QB_ANON_THP, QB_SHMEM_THP, QB_HUGETLBFS };
-static const char *const qrun_backing_names[] = { "memfd", "anon-thp", "shmem-thp", "hugetlbfs" };
+enum qrun_backing { QB_MEMFD, QB_ANON_THP, QB_SHMEM_THP, QB_HUGETLBFS, QB_SHMEM, QB_NR };
+static const char *const qrun_backing_names[] = { "memfd", "anon-thp", "shmem-thp", "hugetlbfs",
+						  "shmem" };
 
 struct qrun_opts {
 	uint64_t mem;
@@ -38,7 +39,7 @@ struct qrun_opts {
 struct qrun {
 	struct qrun_opts o;
 	char dir[64];                /* private runtime dir: QMP socket, shmem-thp mount */
-	char qmp_path[108], mnt[80], ram_path[PATH_MAX], agent[PATH_MAX], hugetlbfs[PATH_MAX];
+	char qmp_path[108], qmp_ext[108], mnt[80], ram_path[PATH_MAX], agent[PATH_MAX], hugetlbfs[PATH_MAX];
 	bool mounted;
 	char *argv[QRUN_ARGV_MAX];
 	char *owned[8];
@@ -69,12 +70,15 @@ static void qrun__usage(FILE *f)
 		"  --cpus N            vCPUs 1..64 (1)\n"
 		"  --backing B         memfd (4 KiB shmem pages), anon-thp (QEMU's anonymous RAM,\n"
 		"                      THP), shmem-thp (a file on a private huge=always tmpfs,\n"
-		"                      align=2M), hugetlbfs (needs reserved 2 MiB pages) (anon-thp)\n"
+		"                      align=2M), hugetlbfs (needs reserved 2 MiB pages), shmem\n"
+		"                      (4 KiB pages on a private huge=never tmpfs, align=2M: what\n"
+		"                      `vmcompact defrag --qemu` can collapse) (anon-thp)\n"
 		"  --workload SPEC     the agent's workload, as `vmcompact run` (verify:passes=3)\n"
 		"  --timeout SECS      kill QEMU after this long (600)\n"
 		"  --agent PATH        the agent ELF (default: next to this binary's build tree)\n"
 		"  --qemu-binary PATH  (qemu-system-x86_64)\n"
 		"  --json              the report as JSON on stdout, the guest console on stderr\n\n"
+		"A second QMP socket is left for other tools (vmcompact stat/defrag --qemu PID).\n"
 		"Exit status: the guest's (0 ok, 10 verify found corruption); 1 failure; 2 usage;\n"
 		"4 killed at --timeout; 8 QEMU, the agent or the backing unavailable.\n");
 }
@@ -108,9 +112,9 @@ static int qrun__parse(int argc, char **argv, struct qrun_opts *o)
 			o->cpus = (unsigned)v;
 			break;
 		case 'b':
-			for (v = 0; v < 4 && strcmp(optarg, qrun_backing_names[v]); v++)
+			for (v = 0; v < QB_NR && strcmp(optarg, qrun_backing_names[v]); v++)
 				;
-			if (v == 4)
+			if (v == QB_NR)
 				goto bad;
 			o->backing = (enum qrun_backing)v;
 			break;
@@ -137,7 +141,7 @@ static int qrun__parse(int argc, char **argv, struct qrun_opts *o)
 bad:
 	fprintf(stderr, "vmcompact qemu run: invalid value '%s' for --%s\n", optarg,
 		opt == 'm' ? "mem" : opt == 'c' ? "cpus" : opt == 'b' ? "backing (memfd, anon-thp, "
-		"shmem-thp, hugetlbfs)" : opt == 'w' ? "workload" : "timeout");
+		"shmem-thp, hugetlbfs, shmem)" : opt == 'w' ? "workload" : "timeout");
 	return QEMU_EXIT_USAGE;
 }
 
@@ -211,16 +215,17 @@ static int qrun__check_hugetlbfs(struct qrun *q)
 	return 0;
 }
 
-/* The private huge tmpfs for shmem-thp; unmounted (lazily) once QEMU has mapped the file. */
-static int qrun__mount_huge_tmpfs(struct qrun *q)
+/* The private tmpfs for shmem(-thp); unmounted (lazily) once QEMU has mapped the file. */
+static int qrun__mount_tmpfs(struct qrun *q, const char *huge)
 {
 	char opts[64];
 
 	snprintf(q->mnt, sizeof(q->mnt), "%s/ram", q->dir);
-	snprintf(opts, sizeof(opts), "huge=always,size=%" PRIu64 "k", (q->o.mem >> 10) + 4096);
+	snprintf(opts, sizeof(opts), "huge=%s,size=%" PRIu64 "k", huge, (q->o.mem >> 10) + 4096);
 	if (mkdir(q->mnt, 0700) < 0 || mount("vmcompact-ram", q->mnt, "tmpfs", 0, opts) < 0) {
-		fprintf(stderr, "vmcompact qemu run: --backing shmem-thp needs a private huge=always "
-			"tmpfs: mount at %s: %s (run as root)\n", q->mnt, strerror(errno));
+		fprintf(stderr, "vmcompact qemu run: --backing %s needs a private huge=%s tmpfs: "
+			"mount at %s: %s (run as root)\n", qrun_backing_names[q->o.backing], huge,
+			q->mnt, strerror(errno));
 		return errno == EPERM ? -EACCES : -ENOTSUP;
 	}
 	q->mounted = true;
@@ -252,6 +257,8 @@ static int qrun__build_argv(struct qrun *q)
 			     q->o.mem);
 		break;
 	case QB_SHMEM_THP:
+	case QB_SHMEM:
+	case QB_NR:
 		r = asprintf(&backend, "memory-backend-file,id=m0,size=%" PRIu64 ",mem-path=%s,"
 			     "share=on,align=2M,prealloc=on", q->o.mem, q->ram_path);
 		break;
@@ -295,6 +302,11 @@ static int qrun__build_argv(struct qrun *q)
 	q->argv[n++] = "-qmp";
 	q->argv[n++] = qrun__own(q, NULL);
 	if (asprintf(&q->argv[n - 1], "unix:%s,server=on,wait=off", q->qmp_path) < 0 ||
+	    !qrun__own(q, q->argv[n - 1]))
+		return -ENOMEM;
+	q->argv[n++] = "-qmp";
+	q->argv[n++] = qrun__own(q, NULL);
+	if (asprintf(&q->argv[n - 1], "unix:%s,server=on,wait=off", q->qmp_ext) < 0 ||
 	    !qrun__own(q, q->argv[n - 1]))
 		return -ENOMEM;
 	q->argv[n] = NULL;
@@ -387,13 +399,14 @@ static int qrun__loop(struct qrun *q)
 
 		if (now >= next_sample) {
 			qrun__sample(q);
-			next_sample = now + QRUN_SAMPLE_MS;
+			/* eagerly until QEMU answers: a short workload may end within a second */
+			next_sample = now + (q->have_cover ? QRUN_SAMPLE_MS : 20);
 		}
 		if (now >= deadline && !timed_out) {
 			kill(q->pid, SIGTERM);
 			timed_out = true;
 		}
-		if (poll(&p, 1, QRUN_SAMPLE_MS) <= 0)
+		if (poll(&p, 1, q->have_cover ? QRUN_SAMPLE_MS : 20) <= 0)
 			continue;
 		n = read(q->out_fd, buf + len, sizeof(buf) - 1 - len);
 		if (n <= 0 && errno == EINTR)
@@ -484,6 +497,8 @@ static void qrun__cleanup(struct qrun *q)
 		rmdir(q->mnt);
 	if (q->qmp_path[0])
 		unlink(q->qmp_path);
+	if (q->qmp_ext[0])
+		unlink(q->qmp_ext);
 	if (q->dir[0])
 		rmdir(q->dir);
 	for (unsigned i = 0; i < q->nr_owned; i++)
@@ -506,8 +521,9 @@ static int qrun__prepare(struct qrun *q)
 		return -errno;
 	}
 	snprintf(q->qmp_path, sizeof(q->qmp_path), "%s/qmp.sock", q->dir);
-	if (q->o.backing == QB_SHMEM_THP) {
-		r = qrun__mount_huge_tmpfs(q);
+	snprintf(q->qmp_ext, sizeof(q->qmp_ext), "%s/qmp-tools.sock", q->dir);
+	if (q->o.backing == QB_SHMEM_THP || q->o.backing == QB_SHMEM) {
+		r = qrun__mount_tmpfs(q, q->o.backing == QB_SHMEM ? "never" : "always");
 		if (r < 0)
 			return r;
 	}
@@ -516,6 +532,9 @@ static int qrun__prepare(struct qrun *q)
 		r = qrun__spawn(q);
 	if (r < 0)
 		fprintf(stderr, "vmcompact qemu run: cannot start QEMU: %s\n", strerror(-r));
+	else
+		fprintf(stderr, "vmcompact qemu run: QEMU pid %d, QMP for other tools at %s\n",
+			(int)q->pid, q->qmp_ext);
 	return r;
 }
 
@@ -548,12 +567,18 @@ out:
 
 int cmd_qemu(int argc, char **argv)
 {
+	static const char usage[] = "usage: vmcompact qemu run [OPTIONS]   boot the agent under QEMU\n"
+				    "       vmcompact qemu age TARGET [--share F] [--seed N]   split a guest's 2 MiB pages\n"
+				    "(vmcompact qemu run|age --help)\n";
+
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return qemu_run(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "age"))
+		return cmd_qemu_age(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: vmcompact qemu run [OPTIONS]   (vmcompact qemu run --help)\n");
+		printf("%s", usage);
 		return QEMU_EXIT_OK;
 	}
-	fprintf(stderr, "usage: vmcompact qemu run [OPTIONS]   (vmcompact qemu run --help)\n");
+	fprintf(stderr, "%s", usage);
 	return QEMU_EXIT_USAGE;
 }

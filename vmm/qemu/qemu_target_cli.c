@@ -327,6 +327,8 @@ struct json_object *collapse_result__json(const struct collapse_result *r)
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
 	json_object_object_add(o, "call_seconds", json_object_new_double(r->call_seconds));
 	json_object_object_add(o, "call_max_ms", json_object_new_double(r->call_max_ms));
+	json_object_object_add(o, "call_p99_ms", json_object_new_double(r->call_p99_ms));
+	json_object_object_add(o, "calls_over_budget", json_object_new_uint64(r->calls_over_budget));
 	json_object_object_add(o, "sleep_seconds", json_object_new_double(r->sleep_seconds));
 	json_object_object_add(o, "chunk_max_regions", json_object_new_uint64(r->chunk_max));
 	json_object_object_add(o, "cancelled", json_object_new_boolean(r->cancelled));

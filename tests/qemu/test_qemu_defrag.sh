@@ -1,0 +1,64 @@
+#!/bin/sh
+# test_qemu_defrag.sh: defrag a QEMU guest from outside: stat ~0 % on 4 KiB shmem, defrag, >= 99 % from smaps; bad targets' exit codes.
+# Usage: test_qemu_defrag.sh VMCOMPACT.  Skips (77) without qemu-system-x86_64 or root.
+set -u
+exe="$1"
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 not installed"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (pagemap PFNs, process_madvise on another process)"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 needed to read JSON"; exit 77; }
+dir=$(mktemp -d /tmp/vmc-qemu-test.XXXXXX) || exit 1
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A paused QEMU (TCG) whose RAM is a file on /dev/shm (shmem, 4 KiB pages: shmem THP is off),
+# 2 MiB-aligned, preallocated. $1 name, $2 backend options.
+start_qemu() {
+	qemu-system-x86_64 -M microvm,memory-backend=m0 -accel tcg -m 64M -object "$2" -S \
+		-display none -nodefaults -qmp "unix:$dir/$1.sock,server=on,wait=off" \
+		-daemonize -pidfile "$dir/$1.pid" || fail "qemu did not start ($1)"
+	pids="$pids $(cat "$dir/$1.pid")"
+	cat "$dir/$1.pid"
+}
+share() { python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["share_2m"])'; }
+
+[ -d /dev/shm ] || { echo "SKIP: no /dev/shm tmpfs"; exit 77; }
+ram=/dev/shm/vmc-qemu-test.$$
+pid=$(start_qemu shm "memory-backend-file,id=m0,size=64M,mem-path=$ram,share=on,align=2M,prealloc=on")
+rm -f "$ram"
+"$exe" stat --qemu "$pid" --json >"$dir/before.json" 2>"$dir/err" || fail "stat: $(cat "$dir/err")"
+before=$(share <"$dir/before.json")
+python3 -c "import sys; sys.exit(0 if $before < 0.05 else 1)" || fail "before defrag 2M share $before, want ~0"
+kvm=$(python3 -c 'import json,sys; k=json.load(sys.stdin)["kvm"]; print(k.get("why", k))' <"$dir/before.json")
+[ "$kvm" = "unavailable (TCG)" ] || [ -e /dev/kvm ] || fail "KVM stats under TCG: $kvm"
+
+"$exe" defrag --qmp "$dir/shm.sock" --wait --max-stall-ms 5 >"$dir/out" 2>"$dir/err" ||
+	fail "defrag: exit $?: $(cat "$dir/err") $(cat "$dir/out")"
+grep -q "collapsed 32 of 32 regions" "$dir/out" || fail "defrag summary: $(cat "$dir/out")"
+"$exe" stat --qemu "$pid" --json >"$dir/after.json" || fail "stat after"
+after=$(share <"$dir/after.json")
+python3 -c "import sys; sys.exit(0 if $after >= 0.99 else 1)" || fail "after defrag 2M share $after, want >= 0.99"
+echo "ok defrag from outside: 2M share $before -> $after (smaps)"
+
+# Bad targets: one line, documented exit codes.
+expect() {
+	want=$1; shift
+	"$@" >"$dir/out" 2>"$dir/err"; rc=$?
+	[ $rc -eq "$want" ] || fail "$*: exit $rc, want $want: $(cat "$dir/err")"
+	# usage errors (2) are followed by the usage text; the others are one line
+	[ "$want" -eq 2 ] || [ "$(wc -l <"$dir/err")" -le 1 ] || fail "$*: more than one error line: $(cat "$dir/err")"
+}
+mpid=$(start_qemu memfd "memory-backend-memfd,id=m0,size=64M,share=on,prealloc=on")
+expect 7 "$exe" defrag --qemu "$mpid" --wait
+grep -q "not 2 MiB-congruent" "$dir/err" || fail "memfd: $(cat "$dir/err")"
+expect 6 "$exe" stat --qemu $$
+expect 3 "$exe" stat --qemu 999999999
+expect 3 "$exe" defrag --qmp "$dir/nosuch.sock" --wait
+expect 2 "$exe" stat --qemu "$pid" --qmp "$dir/shm.sock"
+expect 2 "$exe" defrag --qemu "$pid" --max-stall-ms 0
+expect 2 "$exe" stat --qemu abc
+echo "ok bad targets: not collapsible 7, not QEMU 6, no such PID/socket 3, usage 2"

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "vmm/bench/bench.h"
+#include "vmm/qemu/qemu_cli.h"
 #include "vmm/vm.h"
 
 struct bench_cmd {
@@ -17,6 +18,7 @@ static const struct bench_cmd benches[] = {
 	{ "defrag", bench_defrag__cmd, "defrag a live aged guest: time, copies, pauses, GUPS; vs memcpy and MADV_COLLAPSE" },
 	{ "moves", bench_moves__cmd, ">= 10^6 page moves (re-aging + defrag rounds) under verify on every vCPU: 0 errors" },
 	{ "defragd", bench_defragd__cmd, "the background defragmenter's cost to a running guest: GUPS with defragd off vs auto" },
+	{ "qemu-collapse", cmd_bench_qemu_collapse, "collapse 4 KiB-backed QEMU-style RAM from outside: chunked vs one process_madvise call" },
 };
 
 static void bench__usage(FILE *f)

@@ -4,6 +4,7 @@
 #include "vmm/bench/bench.h"
 #include "vmm/cli/builtin.h"
 #include "vmm/control/cli.h"
+#include "vmm/qemu/qemu_cli.h"
 #include "vmm/vm.h"
 
 struct vmc_cmd {
@@ -19,6 +20,8 @@ static const struct vmc_cmd commands[] = {
 	{ "stat", cmd_stat, "a VM's memory: buddyinfo, extfrag index, vmstat, backing_2m, KVM pages" },
 	{ "defrag", cmd_defrag, "defragment a running VM's guest memory from the host" },
 	{ "stop", cmd_stop, "stop a running VM gracefully" },
+	{ "watch", cmd_watch, "keep a QEMU/libvirt guest's RAM on 2 MiB pages (defragd's policy)" },
+	{ "qemu", cmd_qemu, "qemu run|age: the guest agent under QEMU; age a QEMU guest's RAM" },
 	{ "demo", cmd_demo, "the main job: an aged guest defragmented live, before/after table" },
 	{ "bench", cmd_bench, "benchmarks: startup, gups, defrag" },
 };
@@ -48,6 +51,11 @@ int main(int argc, char **argv)
 		printf("vmcompact %s (guest ABI %u)\n", VMC_VERSION, VMC_ABI_VERSION);
 		return 0;
 	}
+	/* QEMU/libvirt guests vmcompact did not start: stat/defrag --domain|--qemu|--qmp */
+	if (!strcmp(argv[1], "stat") && qemu_cli__wants(argc - 1, argv + 1))
+		return cmd_qemu_stat(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "defrag") && qemu_cli__wants(argc - 1, argv + 1))
+		return cmd_qemu_defrag(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

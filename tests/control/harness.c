@@ -90,7 +90,15 @@ static void fake__request_stop(void *ctx)
 
 static void fake__add_status(void *ctx, struct json_object *o)
 {
+	struct harness *h = ctx;
+
 	json_object_object_add(o, "workload", json_object_new_string("test"));
+	json_object_object_add(o, "verify_errors", json_object_new_uint64(h->guest_verify_errors));
+	json_object_object_add(o, "min_passes", json_object_new_uint64(3));
+	if (h->destroying) {   /* the guest has ended: its final word, as run.c gives it */
+		json_object_object_add(o, "exit_status", json_object_new_int(h->guest_exit_status));
+		json_object_object_add(o, "forced", json_object_new_boolean(h->guest_forced));
+	}
 }
 
 /* The VMM's main loop: on stop, tear the control plane down from this thread. */
@@ -103,6 +111,7 @@ static void *fake__main(void *arg)
 		pthread_cond_wait(&h->cond, &h->lock);
 	if (h->stop_requested && !h->quit) {
 		snprintf(h->status, sizeof(h->status), "shutdown");
+		h->destroying = true;
 		pthread_mutex_unlock(&h->lock);
 		vmm_host__cancel_defrag(&h->host);
 		control__destroy(&h->srv, "host-qmp-stop");
@@ -159,6 +168,7 @@ void harness__init(struct harness *h, const char *name, const struct harness_opt
 	mc.guest_bytes = (o->guest_mb ? o->guest_mb : 64) << 20;
 	mc.slack_bytes = 32 << 20;
 	mc.prefault = true;
+	mc.pool_path = o->pool_path;
 	ac.age = o->age != 0 ? o->age : 1.0;
 	if (o->age < 0)
 		ac.age = 0;

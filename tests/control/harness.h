@@ -41,6 +41,11 @@ struct harness {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop_requested, destroyed, quit;
+	bool destroying;               /* the fake main loop is tearing down after `stop` */
+	/* what the fake guest reports when it has ended (SHUTDOWN's "guest") */
+	int guest_exit_status;
+	bool guest_forced;
+	uint64_t guest_verify_errors;
 	char status[16];
 };
 
@@ -51,6 +56,7 @@ struct harness_opts {
 	const struct control_config *cfg; /* NULL: control_config__init + name */
 	const struct defragd_policy *policy; /* defragd's; NULL: DEFRAGD_POLICY_DEFAULTS */
 	bool no_server;
+	const char *pool_path;         /* the pool's directory (e.g. a tmpfs without huge pages) */
 };
 
 /* mkdtemp a runtime dir, set $VMCOMPACT_RUNTIME_DIR, build mm, start the server. */

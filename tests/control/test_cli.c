@@ -419,6 +419,84 @@ static void test_defrag_wait_cancelled_and_stop(void)
 	printf("ok defrag --wait on a cancelled job, stop\n");
 }
 
+/* Item 3: 64 idle connections do not lock the owner out, and a live VM is never "stale". */
+static void test_many_idle_clients(void)
+{
+	static struct raw idle[CONTROL_MAX_CLIENTS];
+	struct harness h;
+	char *out, *err, line[128];
+	int rc, i;
+
+	harness__init(&h, "crowded", NULL);
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct json_object *g;
+
+		CHECK(raw__connect(&idle[i], h.srv.path) == 0);
+		g = raw__read(&idle[i], 10000, NULL);
+		CHECK(g && jhas(g, "QMP"));
+		json_object_put(g);
+	}
+	rc = RUN(cmd_stat, &out, &err, "stat", "crowded");
+	CHECKF(rc == CLI_OK, "stat with %d idle clients: rc %d: %s", CONTROL_MAX_CLIENTS, rc, err);
+	expect_in(out, "VM crowded: running", "stat crowded");
+	free(out);
+	free(err);
+	rc = RUN(cmd_list, &out, &err, "list");
+	CHECK(rc == CLI_OK);
+	snprintf(line, sizeof(line), "%-20s %8d %-10s ", "crowded", (int)getpid(), "running");
+	expect_in(out, line, "list crowded");
+	CHECKF(!strstr(out, "stale"), "a live VM listed as stale:\n%s", out);
+	free(out);
+	free(err);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "crowded", "--mode", "compact", "--wait");
+	CHECKF(rc == CLI_OK, "defrag with idle clients: rc %d: %s", rc, err);
+	free(out);
+	free(err);
+	rc = RUN(cmd_stop, &out, &err, "stop", "crowded");
+	CHECKF(rc == CLI_OK, "stop with idle clients: rc %d: %s", rc, err);
+	free(out);
+	free(err);
+	CHECK(harness__wait_destroyed(&h, 10000));
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		raw__close(&idle[i]);
+	harness__fini(&h);
+	printf("ok %d idle clients: stat, list, defrag and stop still reach the VM\n", CONTROL_MAX_CLIENTS);
+}
+
+/* Item 6: `stop` shows the guest's result, and says (exit 6) when the guest was force-stopped. */
+static void stop_case(int exit_status, bool forced, uint64_t errors, int want_rc, const char *want_out,
+		      const char *want_err)
+{
+	struct harness h;
+	char *out, *err;
+	int rc;
+
+	harness__init(&h, "stopres", NULL);
+	h.guest_exit_status = exit_status;
+	h.guest_forced = forced;
+	h.guest_verify_errors = errors;
+	rc = RUN(cmd_stop, &out, &err, "stop", "stopres");
+	CHECKF(rc == want_rc, "stop (status %d, forced %d): rc %d, want %d: %s %s", exit_status, forced,
+	       rc, want_rc, out, err);
+	expect_in(out, want_out, "stop result");
+	if (want_err)
+		expect_in(err, want_err, "stop error");
+	free(out);
+	free(err);
+	CHECK(harness__wait_destroyed(&h, 10000));
+	harness__fini(&h);
+}
+
+static void test_stop_reports(void)
+{
+	stop_case(0, false, 0, CLI_OK, "VM stopres stopped (host-qmp-stop): guest exit status 0, "
+		  "verify errors 0, passes 3", NULL);
+	stop_case(4, true, 0, CLI_FORCED, "guest exit status 4", "was force-stopped");
+	stop_case(10, false, 7, CLI_GUEST_ERROR, "verify errors 7", "verify found corruption");
+	printf("ok stop: guest result shown, force-stop exit %d, guest error exit %d\n", CLI_FORCED,
+	       CLI_GUEST_ERROR);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -426,6 +504,8 @@ int main(void)
 	test_errors();
 	test_defrag();
 	test_defrag_wait_cancelled_and_stop();
+	test_many_idle_clients();
+	test_stop_reports();
 	printf("all CLI tests passed\n");
 	return 0;
 }

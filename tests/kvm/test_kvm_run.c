@@ -378,38 +378,6 @@ static void test_faults(void)
 	}
 }
 
-static void test_usage(void)
-{
-	static const struct { const char *name; const char *args[6]; int code; const char *needle; } cases[] = {
-		{ "no command", { NULL }, 2, "Usage" },
-		{ "unknown command", { "frobnicate", NULL }, 2, "unknown command" },
-		{ "vmcompact --help", { "--help", NULL }, 0, "run" },
-		{ "run --help", { "run", "--help", NULL }, 0, "--workload" },
-		{ "run unknown flag", { "run", "--frob", NULL }, 2, "unknown option" },
-		{ "run bad --mem", { "run", "--mem", "3M", NULL }, 2, "--mem" },
-		{ "run --mem not 2M multiple", { "run", "--mem", "65M", NULL }, 2, "--mem" },
-		{ "run bad --cpus", { "run", "--cpus", "0", NULL }, 2, "--cpus" },
-		{ "run unknown workload", { "run", "--workload", "nosuch", NULL }, 2, "unknown workload" },
-		{ "run bad workload arg", { "run", "--workload", "gups:ws=abc", NULL }, 2, "ws" },
-		{ "run missing agent", { "run", "--mem", "64M", "--agent", "/nonexistent", NULL }, 1, "nonexistent" },
-		{ "bench unknown", { "bench", "nosuch", NULL }, 2, "unknown benchmark" },
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *const *a = cases[i].args;
-		struct tcase t;
-		struct child c;
-
-		tcase__begin(&t, cases[i].name);
-		child__run(&c, 30, 0, a[0], a[0] ? a[1] : NULL, a[0] && a[1] ? a[2] : NULL,
-			   a[0] && a[1] && a[2] ? a[3] : NULL, a[0] && a[1] && a[2] && a[3] ? a[4] : NULL, NULL);
-		expect(&t, c.exit_code == cases[i].code, "exit %d, want %d", c.exit_code, cases[i].code);
-		expect(&t, strstr(c.out, cases[i].needle) || strstr(c.err, cases[i].needle), "no '%s' in output",
-		       cases[i].needle);
-		tcase__end(&t, &c);
-	}
-}
-
 static void test_bench_startup(void)
 {
 	struct tcase t;
@@ -552,21 +520,6 @@ static void test_memory(void)
 		memset(&c, 0, sizeof(c));
 		tcase__end(&t, &c);
 	}
-
-	static const char *const bad[][2] = {
-		{ "--age", "1.5" }, { "--slack", "lots" }, { "--defrag", "sometimes" }, { "--defrag-algo", "magic" },
-		{ "--seed", "-1" }, { "--max-pause-us", "1" }, { "--proactiveness", "101" },
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char name[96];
-
-		snprintf(name, sizeof(name), "usage error %s %s", bad[i][0], bad[i][1]);
-		tcase__begin(&t, name);
-		child__run(&c, 10, 0, "run", bad[i][0], bad[i][1], NULL);
-		expect(&t, c.exit_code == 2, "exit %d, want 2", c.exit_code);
-		expect(&t, c.err && strstr(c.err, bad[i][0]), "message does not name %s", bad[i][0]);
-		tcase__end(&t, &c);
-	}
 }
 
 int main(int argc, char **argv)
@@ -581,7 +534,6 @@ int main(int argc, char **argv)
 		printf("SKIP: /dev/kvm is not usable (%s): this host cannot run KVM guests\n", strerror(errno));
 		return getenv("VMC_REQUIRE_KVM") ? 1 : SKIP;
 	}
-	test_usage();
 	test_touch();
 	test_verify();
 	test_gups();

@@ -39,6 +39,36 @@ struct demo_opts {
 	const char *algo;
 };
 
+static int demo__check(const struct demo_opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+	uint64_t v;
+	double age;
+	char *end;
+
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (util__parse_size(o->mem, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM) {
+		snprintf(err, errlen, "--mem '%s': need a size that is a multiple of 2 MiB in 8M..64G", o->mem);
+		return -EINVAL;
+	}
+	age = strtod(o->age, &end);
+	if (end == o->age || *end || !(age >= 0.0 && age <= 1.0)) {
+		snprintf(err, errlen, "--age '%s': need a fraction in 0..1", o->age);
+		return -EINVAL;
+	}
+	if (util__parse_count(o->seed, &v)) {
+		snprintf(err, errlen, "--seed '%s': need an integer", o->seed);
+		return -EINVAL;
+	}
+	if (strcmp(o->algo, "planned") && strcmp(o->algo, "linux")) {
+		snprintf(err, errlen, "--algo '%s': need planned or linux", o->algo);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* What the demo reads off the running VM at one point. */
 struct demo_snap {
 	struct json_object *mem;   /* query-memory return */
@@ -270,23 +300,26 @@ int cmd_demo(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': o.mem = optarg; break;
 		case 'a': o.age = optarg; break;
 		case 's': o.seed = optarg; break;
-		case 'g':
-			if (strcmp(optarg, "planned") && strcmp(optarg, "linux")) {
-				fprintf(stderr, "vmcompact demo: --algo '%s': planned or linux\n", optarg);
-				return VMC_EXIT_USAGE;
-			}
-			o.algo = optarg;
-			break;
+		case 'g': o.algo = optarg; break;
 		case 'h': fputs(demo__usage, stdout); return 0;
+		case ':':
+			fprintf(stderr, "vmcompact demo: option '%s' needs a value\nTry 'vmcompact demo --help'.\n",
+				argv[optind - 1]);
+			return VMC_EXIT_USAGE;
 		default:
 			fprintf(stderr, "vmcompact demo: unknown option '%s'\nTry 'vmcompact demo --help'.\n", argv[optind - 1]);
 			return VMC_EXIT_USAGE;
 		}
+	}
+	/* everything the guest process would refuse, refused here first: no work starts on bad input */
+	if (demo__check(&o, argc, argv, err, sizeof(err))) {
+		fprintf(stderr, "vmcompact demo: %s\nTry 'vmcompact demo --help'.\n", err);
+		return VMC_EXIT_USAGE;
 	}
 	snprintf(name, sizeof(name), "demo-%d", (int)getpid());
 	printf("== vmcompact demo: %s guest at --age %s --seed %s, vCPU 0 GUPS, vCPU 1 verify ==\n", o.mem, o.age, o.seed);

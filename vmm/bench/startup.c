@@ -128,10 +128,24 @@ int bench_startup__cmd(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'm': mem = optarg; break;
-		case 'c': cpus = optarg; break;
+		case 'm':
+			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM) {
+				fprintf(stderr, "vmcompact bench startup: --mem '%s': need a size that is a "
+					"multiple of 2 MiB in 8M..64G\n", optarg);
+				return VMC_EXIT_USAGE;
+			}
+			mem = optarg;
+			break;
+		case 'c':
+			if (util__parse_count(optarg, &v) || !v || v > VMC_MAX_VCPUS) {
+				fprintf(stderr, "vmcompact bench startup: --cpus '%s': need 1..%d\n", optarg,
+					VMC_MAX_VCPUS);
+				return VMC_EXIT_USAGE;
+			}
+			cpus = optarg;
+			break;
 		case 'a': agent = optarg; break;
 		case 'j': json = true; break;
 		case 'r':
@@ -144,6 +158,9 @@ int bench_startup__cmd(int argc, char **argv)
 		case 'h':
 			fputs(bench_startup__usage, stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "vmcompact bench startup: option '%s' needs a value\n", argv[optind - 1]);
+			return VMC_EXIT_USAGE;
 		default:
 			fprintf(stderr, "vmcompact bench startup: unknown option '%s'\n%s", argv[optind - 1],
 				bench_startup__usage);
@@ -152,6 +169,22 @@ int bench_startup__cmd(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "vmcompact bench startup: unexpected argument '%s'\n", argv[optind]);
+		return VMC_EXIT_USAGE;
+	}
+	/* the child runs would refuse these one by one: say it once, before any work */
+	{
+		uint64_t m = 0, n = 1;
+
+		util__parse_size(mem, &m);
+		util__parse_count(cpus, &n);
+		if (m < VMC_GPA_WORKLOAD + n * VMC_HUGE_SIZE) {
+			fprintf(stderr, "vmcompact bench startup: --mem %s is too small for %s vCPUs "
+				"(need 4 MiB + 2 MiB per vCPU)\n", mem, cpus);
+			return VMC_EXIT_USAGE;
+		}
+	}
+	if (agent && access(agent, R_OK) < 0) {
+		fprintf(stderr, "vmcompact bench startup: --agent %s: %s\n", agent, strerror(errno));
 		return VMC_EXIT_USAGE;
 	}
 	spawn = calloc(runs, sizeof(double));

@@ -29,4 +29,15 @@ int control_command__run(const struct control_command *cmd, struct control_serve
 /* The VM is going away (a `stop` was accepted, or control__destroy began): refuse new work. */
 bool control__closing(struct control_server *s);
 
+/*
+ * The protocol in memory, for fuzzing and tests: a server with no socket and no thread
+ * (its host must have started defrag: vmm_host__start_defrag), and one client's bytes fed
+ * through the framing and the command table in pieces of `chunk` bytes (0: as recv would),
+ * in this thread. Returns what the server would send (greeting first; malloc'd, *outlen
+ * bytes), or NULL when out of memory.
+ */
+int control__init_detached(struct control_server *s, struct vmm_host *host, const char *name);
+void control__fini_detached(struct control_server *s);
+char *control__feed(struct control_server *s, const void *in, size_t n, size_t chunk, size_t *outlen);
+
 #endif

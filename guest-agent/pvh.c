@@ -27,7 +27,7 @@ struct pvh {
 	uint64_t mem_bytes, qemu_cpus, entry_tsc, progress_tsc, last_progress_tsc;
 	const char *tsc_source;
 	char cmdline[1024];
-	char line[1024 + VMC_MAX_VCPUS * 640];
+	char line[2048 + VMC_MAX_VCPUS * 1024];
 };
 
 static struct pvh pvh;
@@ -78,7 +78,8 @@ static void pvh__finish(uint32_t status, const char *error)
 	uint32_t n = pvh.nr_vcpus ? pvh.nr_vcpus : 1;
 	struct pvh_result res = {
 		.nr_vcpus = n, .bi = pvh.bi, .report = pvh.last, .nr_reports = pvh.nr_reports,
-		.status = pvh.status, .exited = pvh.exited, .opts = &pvh.opts, .mem_bytes = pvh.mem_bytes,
+		.status = pvh.status, .exited = pvh.exited, .opts = &pvh.opts, .cmdline = pvh.cmdline,
+		.mem_bytes = pvh.mem_bytes,
 		.qemu_cpus = pvh.qemu_cpus, .tsc_source = pvh.tsc_source, .entry_tsc = pvh.entry_tsc,
 		.exit_status = status, .error = error,
 	};

@@ -82,6 +82,7 @@ struct pvh_result {
 	const uint32_t *status;                   /* [nr_vcpus] each vCPU's exit status */
 	const uint8_t *exited;                    /* [nr_vcpus] */
 	const struct pvh_opts *opts;
+	const char *cmdline;      /* the whole -append line */
 	uint64_t mem_bytes;       /* RAM in the PVH memory map */
 	uint64_t qemu_cpus;
 	const char *tsc_source;

@@ -201,6 +201,7 @@ size_t pvh_json__result(char *buf, size_t len, const struct pvh_result *res)
 	jb__str(&j, "spec", res->opts->spec);
 	jb__args(&j, bi);
 	jb__close(&j, '}');
+	jb__str(&j, "cmdline", res->cmdline ? res->cmdline : "");
 	jb__u64(&j, "exit_status", res->exit_status);
 	if (res->error) {
 		jb__str(&j, "error", res->error);

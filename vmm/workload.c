@@ -20,7 +20,7 @@ const char workload__help[] =
 "  chase[:ARGS]          pointer chase: dependent random loads through one random cycle\n"
 "                        over the working set, one element per 64 B line; reports ns/access\n"
 "                        ARGS: ws=SIZE (default: whole slice), accesses=N (default 4 per\n"
-"                        element, at least 1M), seconds=S, seed=N, page (one element per\n"
+"                        element, at least 2^20), seconds=S, seed=N, page (one element per\n"
 "                        4 KiB page), forever\n"
 "  idle                  sleep in the host (vCPU thread blocked) until stopped\n"
 "  forever[:W[,ARGS]]    run W (verify, gups, stream or chase; default verify) until stopped;\n"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # test_qemu_defrag.sh: defrag a QEMU guest from outside: stat ~0 % on 4 KiB shmem, defrag, >= 99 % from smaps; bad targets' exit codes.
-# Usage: test_qemu_defrag.sh VMCOMPACT.  Skips (77) without qemu-system-x86_64 or root.
+# Then `qemu run` boots the agent, and its verify workload runs while it is aged and defragmented from outside.
+# Usage: test_qemu_defrag.sh VMCOMPACT AGENT.  Skips (77) without qemu-system-x86_64 or root.
 set -u
 exe="$1"
+agent="$2"
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 not installed"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (pagemap PFNs, process_madvise on another process)"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 needed to read JSON"; exit 77; }
@@ -62,3 +64,27 @@ expect 2 "$exe" stat --qemu "$pid" --qmp "$dir/shm.sock"
 expect 2 "$exe" defrag --qemu "$pid" --max-stall-ms 0
 expect 2 "$exe" stat --qemu abc
 echo "ok bad targets: not collapsible 7, not QEMU 6, no such PID/socket 3, usage 2"
+
+# qemu run: the agent's result, the backing, coverage from smaps.
+"$exe" qemu run --mem 32M --backing anon-thp --workload verify:seconds=1 --agent "$agent" --json \
+	>"$dir/run.json" 2>"$dir/run.err" || fail "qemu run: exit $?: $(tail -3 "$dir/run.err")"
+python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["guest"]["totals"]["verify_errors"] == 0 and d["backing"] == "anon-thp" and d["ram"]["totals"]["ram_bytes"] == 32 << 20 else 1)' \
+	<"$dir/run.json" || fail "qemu run result: $(cat "$dir/run.json")"
+
+# Safety: verify runs in the guest while its RAM is split to 4 KiB pages and collapsed back.
+"$exe" qemu run --mem 32M --backing shmem --workload verify:seconds=3 --agent "$agent" --json \
+	>"$dir/safe.json" 2>"$dir/safe.err" &
+runner=$!
+pids="$pids $runner"
+for _ in $(seq 50); do grep -q "hello from vcpu" "$dir/safe.err" 2>/dev/null && break; sleep 0.1; done
+qpid=$(sed -n 's/.*QEMU pid \([0-9]*\).*/\1/p' "$dir/safe.err")
+[ -n "$qpid" ] || fail "qemu run did not start: $(cat "$dir/safe.err")"
+"$exe" defrag --qemu "$qpid" --wait >"$dir/safe-defrag.out" 2>&1 || fail "defrag under verify: $(cat "$dir/safe-defrag.out")"
+grep -q "collapsed [1-9][0-9]* of" "$dir/safe-defrag.out" || fail "nothing collapsed under verify: $(cat "$dir/safe-defrag.out")"
+"$exe" stat --qemu "$qpid" --json >"$dir/safe-stat.json" || fail "stat under verify"
+mid=$(share <"$dir/safe-stat.json")
+wait $runner || fail "qemu run under defrag: exit $?: $(tail -3 "$dir/safe.err")"
+python3 -c 'import json,sys; t=json.load(sys.stdin)["guest"]["totals"]; sys.exit(0 if t["verify_errors"] == 0 and t["verify_stale_words"] == 0 and t["min_passes"] > 0 else 1)' \
+	<"$dir/safe.json" || fail "verify under defrag: $(cat "$dir/safe.json")"
+python3 -c "import sys; sys.exit(0 if $mid >= 0.99 else 1)" || fail "under verify the 2M share reached $mid, want >= 0.99"
+echo "ok qemu run: verify under defrag from outside: 0 errors, 2M share $mid"

@@ -176,9 +176,15 @@ static bool ram__path_matches(const struct qemu_memdev *d, const struct maps_ent
 
 	if (!strcmp(d->type, "memory-backend-memfd"))
 		return !strncmp(m->path, "/memfd:", 7);
-	if (!strcmp(d->type, "memory-backend-file"))
-		return n && !strncmp(m->path, d->mem_path, n) &&
-		       (m->path[n] == '\0' || m->path[n] == '/' || m->path[n] == ' ');
+	if (!strcmp(d->type, "memory-backend-file")) {
+		size_t k = strcspn(m->path, " ");   /* without " (deleted)" */
+
+		if (n && !strncmp(m->path, d->mem_path, n) &&
+		    (m->path[n] == '\0' || m->path[n] == '/' || m->path[n] == ' '))
+			return true;
+		/* a file on a detached mount shows relative to that mount's root */
+		return m->path[0] == '/' && k < n && !strncmp(d->mem_path + n - k, m->path, k);
+	}
 	/* memory-backend-ram and unknown types: private anonymous memory */
 	return m->path[0] == '\0' && m->inode == 0;
 }

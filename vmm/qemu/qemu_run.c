@@ -371,7 +371,8 @@ static void qrun__sample(struct qrun *q)
 		if (q->mounted && umount2(q->mnt, MNT_DETACH) == 0)
 			q->mounted = false;
 	}
-	if (qemu_cover__take(&q->t, &c, err, sizeof(err)) < 0) {
+	/* a sample taken while QEMU exits finds no mappings: keep the last full one */
+	if (qemu_cover__take(&q->t, &c, err, sizeof(err)) < 0 || !c.ram) {
 		qemu_cover__free(&c, q->t.nr_blocks);
 		return;
 	}

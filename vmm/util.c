@@ -1,4 +1,5 @@
 /* util.c: small VMM helpers: monotonic time and strict parsers for sizes, counts and durations. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@ static int util__parse_scaled(const char *s, uint64_t *out, uint64_t unit, bool 
 	uint64_t mul = 1;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	/* strtoull would skip leading white space and take a sign: digits only */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -68,13 +70,26 @@ int util__parse_count(const char *s, uint64_t *out)
 int util__parse_duration_ms(const char *s, uint64_t *out_ms)
 {
 	double v, mul = 1000.0;
-	char *end;
+	char num[64];
+	const char *end;
+	size_t n;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	/* plain decimal ("2", "0.5", ".5"): no white space, sign, exponent, hex, inf or nan */
+	if (!s)
 		return -EINVAL;
+	n = strspn(s, "0123456789");
+	if (s[n] == '.')
+		n += 1 + strspn(s + n + 1, "0123456789");
+	if (!n || n >= sizeof(num))
+		return -EINVAL;
+	if (!isdigit((unsigned char)s[0]) && !(s[0] == '.' && isdigit((unsigned char)s[1])))
+		return -EINVAL;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	end = s + n;
 	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v != v)
+	v = strtod(num, NULL);
+	if (errno)
 		return -EINVAL;
 	if (!strcmp(end, "ms"))
 		mul = 1.0;

@@ -18,7 +18,8 @@ struct script_server {
 	int listen_fd;
 	char dir[64], path[128];
 	pthread_mutex_t lock;
-	const uint8_t *script;      /* what every connection gets, then EOF */
+	uint8_t *script;            /* what every connection gets, then EOF (our copy: the input is
+				     * freed while the last connection may still be served) */
 	size_t len;
 };
 
@@ -87,7 +88,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536)
 		return 0;
 	pthread_mutex_lock(&srv.lock);
-	srv.script = data + 1;
+	free(srv.script);
+	srv.script = malloc(size);
+	if (!srv.script)
+		abort();
+	memcpy(srv.script, data + 1, size - 1);
 	srv.len = size - 1;
 	pthread_mutex_unlock(&srv.lock);
 	switch (data[0] % 7) {

@@ -36,6 +36,14 @@ static void test_sizes(void)
 	CHECK(util__parse_duration_ms("abc", &v));
 	CHECK(util__parse_duration_ms("-3", &v));
 	CHECK(util__parse_duration_ms("3h", &v));
+	/* found by fuzzing (issue 13): white space, signs and non-decimal numbers are refused */
+	CHECK(util__parse_size("\t3M", &v) && util__parse_size("\n7", &v) && util__parse_count(" 7", &v));
+	CHECK(util__parse_count("\v1", &v) && util__parse_size("+1", &v));
+	CHECK(util__parse_duration_ms("\t2", &v) && util__parse_duration_ms("inf", &v));
+	CHECK(util__parse_duration_ms("nan", &v) && util__parse_duration_ms("0x10", &v));
+	CHECK(util__parse_duration_ms("1e3", &v) && util__parse_duration_ms(".", &v));
+	CHECK(!util__parse_duration_ms(".5", &v) && v == 500);
+	CHECK(!util__parse_duration_ms("1.", &v) && v == 1000);
 }
 
 static void test_workloads(void)

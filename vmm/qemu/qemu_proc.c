@@ -75,25 +75,6 @@ int maps_entry__parse(const char *line, struct maps_entry *e)
 	return 0;
 }
 
-size_t maps__merge(struct maps_entry *m, size_t nr)
-{
-	size_t out = 0;
-
-	for (size_t i = 0; i < nr; i++) {
-		struct maps_entry *prev = out ? &m[out - 1] : NULL;
-
-		if (prev && prev->end == m[i].start && !strcmp(prev->perms, m[i].perms) &&
-		    !strcmp(prev->path, m[i].path) && prev->inode == m[i].inode &&
-		    (!prev->inode || prev->offset + (prev->end - prev->start) == m[i].offset) &&
-		    prev->path[0] != '[') {
-			prev->end = m[i].end;
-			continue;
-		}
-		m[out++] = m[i];
-	}
-	return out;
-}
-
 int maps__read(pid_t pid, struct maps_entry **out, size_t *nr, char *err, size_t errlen)
 {
 	char path[64], line[512];
@@ -126,7 +107,7 @@ int maps__read(pid_t pid, struct maps_entry **out, size_t *nr, char *err, size_t
 	}
 	fclose(f);
 	*out = m;
-	*nr = maps__merge(m, n);
+	*nr = n;
 	return 0;
 }
 
@@ -223,26 +204,54 @@ static void ram__classify(struct qemu_ramblock *b, const struct maps_entry *m)
 	snprintf(b->note, sizeof(b->note), "matched by type and size");
 }
 
+/*
+ * A RAM block may be one VMA, or several contiguous ones (split by madvise or
+ * mlock); an anonymous one may also sit right next to another anonymous VMA.
+ * So: the run of compatible contiguous VMAs from j whose sizes add up to
+ * exactly size, as one entry in *run; false if there is none.
+ */
+static bool ram__run_at(const struct maps_entry *maps, size_t nr, size_t j, uint64_t size,
+			struct maps_entry *run)
+{
+	*run = maps[j];
+	for (size_t k = j + 1; run->end - run->start < size && k < nr; k++) {
+		const struct maps_entry *m = &maps[k];
+
+		if (m->start != run->end || strcmp(m->perms, run->perms) || strcmp(m->path, run->path) ||
+		    m->inode != run->inode)
+			return false;
+		run->end = m->end;
+	}
+	return run->end - run->start == size;
+}
+
 void qemu_ram__match(const struct qemu_memdev *devs, size_t nr_dev, struct maps_entry *maps,
 		     size_t nr_maps, struct qemu_ramblock *blocks)
 {
-	bool *used = calloc(nr_maps ? nr_maps : 1, sizeof(*used));
+	uint64_t *used_until = calloc(nr_dev ? nr_dev : 1, sizeof(*used_until));
+	uint64_t *used_from = calloc(nr_dev ? nr_dev : 1, sizeof(*used_from));
 
 	for (size_t i = 0; i < nr_dev; i++) {
 		struct qemu_ramblock *b = &blocks[i];
-		size_t hits = 0, first = 0;
+		struct maps_entry run, first = { 0 };
+		size_t hits = 0;
 
 		memset(b, 0, sizeof(*b));
 		b->dev = devs[i];
 		b->kind = RAM_UNKNOWN;
 		for (size_t j = 0; j < nr_maps; j++) {
 			const struct maps_entry *m = &maps[j];
+			bool taken = false;
 
-			if ((used && used[j]) || m->end - m->start != devs[i].size ||
-			    m->perms[0] != 'r' || m->perms[1] != 'w' || !ram__path_matches(&devs[i], m))
+			if (m->perms[0] != 'r' || m->perms[1] != 'w' || !ram__path_matches(&devs[i], m) ||
+			    !ram__run_at(maps, nr_maps, j, devs[i].size, &run))
+				continue;
+			for (size_t k = 0; used_from && k < i; k++)
+				taken |= run.start < used_until[k] && run.end > used_from[k];
+			if (taken)
 				continue;
 			if (!hits++)
-				first = j;
+				first = run;
 		}
 		if (!hits) {
 			snprintf(b->note, sizeof(b->note), "cannot identify: no %s mapping of %" PRIu64
@@ -250,14 +259,17 @@ void qemu_ram__match(const struct qemu_memdev *devs, size_t nr_dev, struct maps_
 				 devs[i].size);
 			continue;
 		}
-		if (used)
-			used[first] = true;
-		ram__classify(b, &maps[first]);
+		if (used_from) {
+			used_from[i] = first.start;
+			used_until[i] = first.end;
+		}
+		ram__classify(b, &first);
 		if (hits > 1 && b->collapsible)
 			snprintf(b->note, sizeof(b->note), "one of %zu mappings of that type and size "
 				 "(taken in address order; QEMU 7.2 reports no host address)", hits);
 	}
-	free(used);
+	free(used_from);
+	free(used_until);
 }
 
 /* ------------------------------------------------------------------ */

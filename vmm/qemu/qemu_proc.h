@@ -39,9 +39,8 @@ struct maps_entry {
 };
 /* 0, or -EINVAL for a line that is not a maps line. */
 int maps_entry__parse(const char *line, struct maps_entry *e);
-/* All of /proc/PID/maps, adjacent pieces of one mapping merged. */
+/* All of /proc/PID/maps. */
 int maps__read(pid_t pid, struct maps_entry **out, size_t *nr, char *err, size_t errlen);
-size_t maps__merge(struct maps_entry *m, size_t nr);
 
 /* One entry of QMP query-memdev, with its QOM type and mem-path. */
 struct qemu_memdev {
@@ -71,8 +70,9 @@ struct qemu_ramblock {
 
 /*
  * Match memdevs to mappings: memfd to "/memfd:" shared mappings, files to their
- * mem-path, RAM to private anonymous mappings, each by exact size; ties in
- * address order (QEMU 7.2 reports no host address). Fills blocks[nr_dev].
+ * mem-path, RAM to private anonymous mappings, each by exact size (one VMA or
+ * a run of contiguous ones); ties in address order (QEMU 7.2 reports no host
+ * address). Fills blocks[nr_dev].
  */
 void qemu_ram__match(const struct qemu_memdev *devs, size_t nr_dev, struct maps_entry *maps,
 		     size_t nr_maps, struct qemu_ramblock *blocks);

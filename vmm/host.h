@@ -35,6 +35,10 @@ struct vmm_host {
 	/* Add fields to the query-status return (guest workload progress, ...); also called
 	 * by control__destroy for SHUTDOWN's "guest" (then with exit_status, forced). */
 	void (*add_status)(void *ctx, struct json_object *status);
+	/* Write a snapshot of the VM to path (pauses the vCPUs itself); the result object on
+	 * success. NULL: `snapshot` refused. */
+	int (*snapshot)(void *ctx, const char *path, bool live, bool layout, struct json_object **result,
+			char *err, size_t errlen);
 
 	/* Owned, set up by vmm_host__start_defrag. */
 	struct defrag_job job;

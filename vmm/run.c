@@ -80,12 +80,24 @@ static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 		.prefault_async = true, /* the guest starts while the pool is faulted in */
 		.aging = ctx->opts.aging,
 	};
-	int rc = mm__create(&ctx->mm, &cfg, err, errlen);
+	const struct run_snapshot_ops *snap = ctx->opts.restore_path ? ctx->opts.snapshot_ops : NULL;
+	int rc;
 
+	if (ctx->opts.restore_path && !snap) {
+		snprintf(err, errlen, "--restore: this program was built without snapshot support");
+		return -ENOTSUP;
+	}
+	rc = snap ? snap->prepare(ctx, &cfg, err, errlen) : 0;
+	if (rc)
+		return rc;
+	rc = mm__create(&ctx->mm, &cfg, err, errlen);
 	if (rc)
 		return rc;
 	ctx->mm_created = true;
 	ctx->ram = ctx->mm.win.base;
+	rc = snap ? snap->load_memory(ctx, err, errlen) : 0;
+	if (rc)
+		return rc;
 	if (ctx->mm.pool.backing == POOL_BACKING_4K && ctx->mm.pool.note[0])
 		fprintf(stderr, "vmcompact: warning: guest RAM has no 2 MiB host pages: %s\n", ctx->mm.pool.note);
 	return 0;
@@ -257,6 +269,14 @@ static void run__host_add_status(void *opaque, struct json_object *o)
 
 
 
+static int run__host_snapshot(void *opaque, const char *path, bool live, bool layout, struct json_object **result,
+			      char *err, size_t errlen)
+{
+	struct run_ctx *ctx = opaque;
+
+	return ctx->opts.snapshot_ops->save(ctx, path, live, layout, result, err, errlen);
+}
+
 /* The host the control plane and defragd see; its defrag job and defragd start here. */
 static int run__start_host(struct run_ctx *ctx, char *err, size_t errlen)
 {
@@ -278,6 +298,7 @@ static int run__start_host(struct run_ctx *ctx, char *err, size_t errlen)
 	ctx->host.kvm_stats = run__host_kvm_stats;
 	ctx->host.request_stop = run__host_request_stop;
 	ctx->host.add_status = run__host_add_status;
+	ctx->host.snapshot = ctx->opts.snapshot_ops ? run__host_snapshot : NULL;
 	p.enabled = ctx->opts.defrag == RUN_DEFRAG_AUTO;
 	p.proactiveness = (unsigned)ctx->opts.proactiveness;
 	p.max_pause_us = (uint32_t)(ctx->opts.defrag_req.max_pause_ns / 1000);
@@ -302,7 +323,8 @@ static int run__start_guest(struct run_ctx *ctx, char *err, size_t errlen)
 	ctx->vm_created = true;
 	for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
 		wls[i] = (struct vm_workload){ ctx->opts.workload[i].id, ctx->opts.workload[i].args };
-	rc = vm__setup_guest(&ctx->vm, ctx->elf, ctx->elf_len, wls, ctx->opts.nr_workloads, err, errlen);
+	rc = ctx->opts.restore_path ? ctx->opts.snapshot_ops->load_vcpus(ctx, err, errlen) :
+	     vm__setup_guest(&ctx->vm, ctx->elf, ctx->elf_len, wls, ctx->opts.nr_workloads, err, errlen);
 	if (rc)
 		return rc < 0 ? rc : -EINVAL;
 	rc = vm__start(&ctx->vm, err, errlen);
@@ -394,6 +416,8 @@ void run__teardown(struct run_ctx *ctx)
 	if (ctx->vm_created)
 		vm__destroy(&ctx->vm);
 	ctx->vm_created = false;
+	if (ctx->restore)
+		ctx->opts.snapshot_ops->release(ctx);
 	run__teardown_ram(ctx);
 	free(ctx->elf);
 	ctx->elf = NULL;

@@ -26,6 +26,22 @@
 
 enum run_defrag { RUN_DEFRAG_OFF, RUN_DEFRAG_ONCE, RUN_DEFRAG_AUTO };
 
+struct run_ctx;
+/* Snapshot and restore, provided by vmm/snapshot (the core does not link it; the CLI sets it). */
+struct run_snapshot_ops {
+	/* --restore: open and check the file before anything is made; set mem/cpus and cfg */
+	int (*prepare)(struct run_ctx *ctx, struct mm_config *cfg, char *err, size_t errlen);
+	/* after mm__create: guest memory (eager: read it all; --lazy: fill on first touch) */
+	int (*load_memory)(struct run_ctx *ctx, char *err, size_t errlen);
+	/* after vm__create, instead of loading the agent: the saved vCPU state */
+	int (*load_vcpus)(struct run_ctx *ctx, char *err, size_t errlen);
+	/* at teardown, after the VM is gone and before guest RAM is */
+	void (*release)(struct run_ctx *ctx);
+	/* the control plane's `snapshot`: write this running VM to path */
+	int (*save)(struct run_ctx *ctx, const char *path, bool live, bool layout, struct json_object **result,
+		    char *err, size_t errlen);
+};
+
 struct run_options {
 	uint64_t mem_bytes;        /* --mem: multiple of 2 MiB */
 	uint32_t cpus;             /* --cpus */
@@ -51,6 +67,11 @@ struct run_options {
 	/* control socket */
 	const char *name;          /* --name */
 	const char *socket_path;   /* --socket */
+	/* snapshots */
+	const char *restore_path;  /* --restore FILE */
+	bool restore_lazy;         /* --lazy */
+	bool restore_layout;       /* --restore-layout */
+	const struct run_snapshot_ops *snapshot_ops; /* NULL: no snapshot support linked */
 };
 
 /* Everything one `run` owns; the JSON result is built from it. */
@@ -82,6 +103,7 @@ struct run_ctx {
 	bool vm_created;
 	bool stop_requested, stop_by_signal, stop_by_timeout;
 	int exit_code;
+	void *restore;             /* vmm/snapshot's state while restoring (--restore) */
 };
 
 void run__default_options(struct run_options *o);

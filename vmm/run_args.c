@@ -208,6 +208,17 @@ static const struct run_flag run_flags[] = {
 	  "a named VM's verify/gups/stream runs until `vmcompact stop NAME`\n"
 	  "unless the spec bounds it (passes=, seconds=, updates=)" },
 	{ NULL, "socket", "PATH", FLAG_STR, F(socket_path), 0, 0, 0, NULL, "control socket at PATH" },
+	{ "\nSnapshots (`vmcompact snapshot NAME FILE` writes one):\n", "restore", "FILE", FLAG_STR,
+	  F(restore_path), 0, 0, 0, NULL,
+	  "continue the guest saved in FILE (its RAM size and vCPUs; --mem,\n"
+	  "--cpus, --workload and --age are ignored); every region on its\n"
+	  "own huge block (backing_2m 1.0). A bad file: one error, exit 2" },
+	{ NULL, "lazy", NULL, FLAG_BOOL, F(restore_lazy), 0, 0, 0, NULL,
+	  "with --restore: start at once, fill memory on first touch\n"
+	  "(userfaultfd) while the rest is read in GPA order" },
+	{ NULL, "restore-layout", NULL, FLAG_BOOL, F(restore_layout), 0, 0, 0, NULL,
+	  "with --restore: recreate the saved pool layout (aged frames,\n"
+	  "ballast, migratetypes) instead of a linear one" },
 };
 #define NR_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
@@ -336,6 +347,14 @@ int run__parse_args(int argc, char **argv, struct run_options *o, char *err, siz
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if ((o->restore_lazy || o->restore_layout) && !o->restore_path) {
+		snprintf(err, errlen, "--%s needs --restore FILE", o->restore_lazy ? "lazy" : "restore-layout");
+		return -EINVAL;
+	}
+	if (o->restore_lazy && o->restore_layout) {
+		snprintf(err, errlen, "--lazy restores onto a linear layout only; drop --lazy or --restore-layout");
 		return -EINVAL;
 	}
 	if (o->name || o->socket_path)

@@ -104,7 +104,7 @@ static void test_queries(void)
 	struct mm_stat st;
 	const char *expect[] = { "qmp_capabilities", "query-commands", "query-status",
 				 "query-memory", "defrag", "query-defrag", "cancel-defrag",
-				 "set-defrag-policy", "query-defrag-policy", "stop" };
+				 "set-defrag-policy", "query-defrag-policy", "stop", "snapshot" };
 	unsigned i, j;
 
 	harness__init(&h, "queries", NULL);
@@ -235,6 +235,13 @@ static void test_bad_input(void)
 
 	o = raw__cmd(&r, "{bad json}");
 	CHECK_ERROR(o, "GenericError", "JSON parse error");
+	json_object_put(o);
+	/* snapshot: a string file, and a host that can write one (this fake one cannot) */
+	o = raw__cmd(&r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": 3}}");
+	CHECK_ERROR(o, "GenericError", "expected: non-empty string");
+	json_object_put(o);
+	o = raw__cmd(&r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": \"/tmp/x\"}}");
+	CHECK_ERROR(o, "GenericError", "cannot be snapshotted");
 	json_object_put(o);
 	o = expect_return(&r, "{\"execute\": \"query-status\", \"id\": 1}");   /* still usable */
 	json_object_put(o);

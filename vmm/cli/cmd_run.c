@@ -12,6 +12,7 @@
 #include "vmm/cli/builtin.h"
 #include "vmm/control/control.h"
 #include "vmm/run.h"
+#include "vmm/snapshot/run_glue.h"
 #include "vmm/util.h"
 
 /* A run from the command line: the VM, and the control socket every such VM gets. */
@@ -178,6 +179,7 @@ int cmd_run(int argc, char **argv)
 	memset(&rc, 0, sizeof(rc));
 	rc.ctx.t_start_ns = util__process_start_ns();
 	run__default_options(&rc.ctx.opts);
+	rc.ctx.opts.snapshot_ops = &snapshot_run_ops;
 	r = run__parse_args(argc, argv, &rc.ctx.opts, err, sizeof(err));
 	if (r == 1)
 		return 0;
@@ -188,6 +190,12 @@ int cmd_run(int argc, char **argv)
 	}
 	if (r) {
 		fprintf(stderr, "vmcompact run: %s\nTry 'vmcompact run --help'.\n", err);
+		return VMC_EXIT_USAGE;
+	}
+	/* a refused snapshot file is bad input: one error before anything starts */
+	if (rc.ctx.opts.restore_path &&
+	    snapshot__check_restore(rc.ctx.opts.restore_path, rc.ctx.opts.restore_layout, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmcompact run: --restore: %s\n", err);
 		return VMC_EXIT_USAGE;
 	}
 	return run_cmd__execute(&rc);

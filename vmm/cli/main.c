@@ -4,6 +4,7 @@
 #include "vmm/bench/bench.h"
 #include "vmm/cli/builtin.h"
 #include "vmm/control/cli.h"
+#include "vmm/snapshot/cli.h"
 #include "vmm/qemu/qemu_cli.h"
 #include "vmm/vm.h"
 
@@ -19,6 +20,7 @@ static const struct vmc_cmd commands[] = {
 	{ "list", cmd_list, "list running VMs (their control sockets)" },
 	{ "stat", cmd_stat, "a VM's memory: buddyinfo, extfrag index, vmstat, backing_2m, KVM pages" },
 	{ "defrag", cmd_defrag, "defragment a running VM's guest memory from the host" },
+	{ "snapshot", cmd_snapshot, "write a running VM's vCPU state, memory and pool layout to a file" },
 	{ "stop", cmd_stop, "stop a running VM gracefully" },
 	{ "watch", cmd_watch, "keep a QEMU/libvirt guest's RAM on 2 MiB pages (defragd's policy)" },
 	{ "qemu", cmd_qemu, "qemu run|age: the guest agent under QEMU; age a QEMU guest's RAM" },

@@ -77,7 +77,7 @@ struct cmd_ctx {
 	struct control_server *s;
 };
 
-enum arg_type { ARG_INT, ARG_BOOL, ARG_ENUM };
+enum arg_type { ARG_INT, ARG_BOOL, ARG_ENUM, ARG_STR };
 
 struct arg_spec {
 	const char *name;
@@ -350,7 +350,41 @@ static int qmp_stop(struct cmd_ctx *x, struct json_object *args, struct json_obj
 	return 0;
 }
 
+/* Write the VM's snapshot (vCPU state, memory, layout) to an absolute path; the guest pauses. */
+static int qmp_snapshot(struct cmd_ctx *x, struct json_object *args, struct json_object **ret,
+			struct cmd_error *e)
+{
+	struct control_server *s = x->s;
+	struct json_object *v;
+	const char *file;
+	char err[512];
+	bool live, layout;
+
+	if (!s->host->snapshot)
+		return cmd_error__set(e, "GenericError", "this VM cannot be snapshotted");
+	if (strcmp(vmm_host__status(s->host), "shutdown") == 0)
+		return cmd_error__set(e, "DeviceNotActive", "VM '%s' is shut down", s->name);
+	if (!args__get(args, "file", &v))
+		return cmd_error__set(e, "GenericError", "Parameter 'file' is missing");
+	file = json_object_get_string(v);
+	if (file[0] != '/')
+		return cmd_error__set(e, "GenericError", "Parameter 'file' must be an absolute path");
+	live = args__get(args, "live", &v) && json_object_get_boolean(v);
+	layout = !args__get(args, "layout", &v) || json_object_get_boolean(v);
+	err[0] = '\0';
+	if (s->host->snapshot(s->host->ctx, file, live, layout, ret, err, sizeof(err)) < 0)
+		return cmd_error__set(e, "GenericError", "%s", err[0] ? err : "snapshot failed");
+	return 0;
+}
+
 static const struct arg_spec no_args[] = { { NULL } };
+
+static const struct arg_spec snapshot_args[] = {
+	{ "file", ARG_STR, 0, 0, NULL, 0 },
+	{ "live", ARG_BOOL, 0, 0, NULL, 0 },
+	{ "layout", ARG_BOOL, 0, 0, NULL, 0 },
+	{ NULL }
+};
 
 static const struct arg_spec defrag_args[] = {
 	{ "mode", ARG_ENUM, 0, 0, mode_choice, DEFRAG_MODE_COUNT },
@@ -385,6 +419,7 @@ static const struct control_command commands[] = {
 	{ "set-defrag-policy", qmp_set_defrag_policy, policy_args, "change defragd's policy" },
 	{ "query-defrag-policy", qmp_query_defrag_policy, no_args, "defragd policy, state, counters" },
 	{ "stop", qmp_stop, no_args, "stop the VM" },
+	{ "snapshot", qmp_snapshot, snapshot_args, "write vCPU state, memory and layout to a file" },
 };
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -446,6 +481,11 @@ static int args__check(const struct control_command *cmd, struct json_object *ar
 				return cmd_error__set(e, "GenericError", "Parameter '%s' expects a "
 						      "value in %lld..%lld", key,
 						      (long long)a->min, (long long)a->max);
+			break;
+		case ARG_STR:
+			if (!json_object_is_type(val, json_type_string) || !json_object_get_string_len(val))
+				return cmd_error__set(e, "GenericError", "Invalid parameter type for "
+						      "'%s', expected: non-empty string", key);
 			break;
 		case ARG_BOOL:
 			if (!json_object_is_type(val, json_type_boolean))

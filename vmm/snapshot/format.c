@@ -187,7 +187,8 @@ static int snap__geometry_check(const struct snap_header *h, uint64_t file_size,
 	      "snapshot: guest size %" PRIu64 " bytes is not a multiple of 2 MiB in 2 MiB..64 GiB", h->guest_bytes);
 	CHECK(h->pool_bytes >= h->guest_bytes && h->pool_bytes % SNAP_REGION_SIZE == 0 &&
 	      h->pool_bytes <= SNAP_MAX_POOL_BYTES,
-	      "snapshot: pool size %" PRIu64 " bytes is not a multiple of 2 MiB at least the guest's %" PRIu64,
+	      "snapshot: pool size %" PRIu64 " bytes is not a multiple of 2 MiB between the guest's %" PRIu64
+	      " bytes and 128 GiB",
 	      h->pool_bytes, h->guest_bytes);
 	CHECK(h->nr_regions == h->guest_bytes / SNAP_REGION_SIZE,
 	      "snapshot: %u regions for %" PRIu64 " MiB of guest memory", h->nr_regions, h->guest_bytes >> 20);
@@ -207,7 +208,7 @@ static int snap__geometry_check(const struct snap_header *h, uint64_t file_size,
 	CHECK(section_ok(h->vcpu_off, h->vcpu_len, SNAP_HEADER_SIZE, file_size) &&
 	      section_ok(h->table_off, h->table_len, SNAP_HEADER_SIZE, file_size) &&
 	      (!h->layout_len || section_ok(h->layout_off, h->layout_len, SNAP_HEADER_SIZE, file_size)),
-	      "snapshot: a section lies outside the %" PRIu64 "-byte file", file_size);
+	      "snapshot: truncated: a section lies outside the %" PRIu64 "-byte file", file_size);
 	CHECK(file_size >= h->file_size, "snapshot: truncated: %" PRIu64 " bytes, the header says %" PRIu64,
 	      file_size, h->file_size);
 	CHECK(h->present_pages <= (uint64_t)h->nr_regions * SNAP_PAGES_PER_REGION,

@@ -33,6 +33,7 @@ struct snap_writer {
 	struct snap_region *table;
 	struct snap_write_stats st;
 	uint64_t t0;
+	bool created;              /* the file is ours to remove if the snapshot fails */
 	char path[4096];
 };
 

@@ -86,6 +86,7 @@ int snap_writer__open(struct snap_writer *w, struct mm *mm, const char *path, un
 	ret = snap_io__open(&w->io, path, true, depth, err, errlen);
 	if (ret)
 		return ret;
+	w->created = true;
 	snprintf(w->st.io_note, sizeof(w->st.io_note), "%s", w->io.note);
 	/* Final size now: the data area is a hole until records land in it. The header is not
 	 * valid until finish writes it, so a writer that dies leaves a refused file. */
@@ -253,7 +254,7 @@ out:
 void snap_writer__close(struct snap_writer *w, bool ok)
 {
 	snap_io__close(&w->io);
-	if (!ok && w->path[0])
+	if (!ok && w->created)
 		unlink(w->path);
 	free(w->table);
 	w->table = NULL;

@@ -27,7 +27,10 @@ for arg in "$@"; do
 done
 
 # qemu-system-x86: boots the guest agent through its PVH entry (tests/qemu, guest-agent/README.md).
-packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86)
+# libvirt-daemon(-driver-qemu), libvirt-clients, libvirt-dev: `vmcompact stat|defrag|watch --domain`
+# (vmm/qemu) and a private libvirtd for tests (scripts/libvirt-session.sh); python3 reads JSON in tests.
+packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev python3)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

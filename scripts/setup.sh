@@ -31,6 +31,8 @@ done
 # (vmm/qemu) and a private libvirtd for tests (scripts/libvirt-session.sh); python3 reads JSON in tests.
 packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev python3)
+# liburing-dev: the snapshot I/O engine (vmm/snapshot, io_uring with registered staging buffers).
+packages+=(liburing-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

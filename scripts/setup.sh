@@ -33,6 +33,8 @@ packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev python3)
 # liburing-dev: the snapshot I/O engine (vmm/snapshot, io_uring with registered staging buffers).
 packages+=(liburing-dev)
+# clang + its runtime (libFuzzer, sanitizers): the fuzz targets (scripts/fuzz.sh, CI's brief run).
+packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -142,6 +142,8 @@ static void qdefrag__progress(void *ctx, uint64_t done, uint64_t total,
 static void qdefrag__summary(const struct collapse_result *r, const struct qemu_cover *before,
 			     const struct qemu_cover *after)
 {
+	if (r->cancelled)
+		printf("cancelled after %" PRIu64 " regions\n", r->attempted);
 	printf("collapsed %" PRIu64 " of %" PRIu64 " regions attempted in %.3f s (%" PRIu64
 	       " calls, longest %.2f ms, %.3f s in calls, %.3f s throttled)\n", r->collapsed,
 	       r->attempted, r->seconds, r->calls, r->call_max_ms, r->call_seconds, r->sleep_seconds);

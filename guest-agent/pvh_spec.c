@@ -55,9 +55,11 @@ static int parse__scaled(const char *s, uint64_t unit, int bytes, uint64_t *out)
 	if (*s < '0' || *s > '9')
 		return -1;
 	for (; *s >= '0' && *s <= '9'; s++) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 	}
 	switch (*s) {
 	case 'k': case 'K': mul = unit; s++; break;
@@ -66,41 +68,49 @@ static int parse__scaled(const char *s, uint64_t unit, int bytes, uint64_t *out)
 	case 't': case 'T': mul = unit * unit * unit * unit; s++; break;
 	default: break;
 	}
-	if (bytes && mul > 1 && (str__eq(s, "B") || str__eq(s, "iB")))
-		s += *s == 'B' ? 1 : 2;
+	if (bytes && mul > 1) {   /* B or iB, any case, as vmcompact's strcasecmp */
+		if ((s[0] | 0x20) == 'i' && (s[1] | 0x20) == 'b' && !s[2])
+			s += 2;
+		else if ((s[0] | 0x20) == 'b' && !s[1])
+			s++;
+	}
 	if (*s || (v && mul > UINT64_MAX / v))
 		return -1;
 	*out = v * mul;
 	return 0;
 }
 
-/* Decimal seconds with up to 3 fractional digits and an optional ms/s/m suffix -> ms. */
+/*
+ * Decimal seconds with an optional ms/s/m/min suffix -> ms, rounded half up on the exact
+ * decimal (9 fractional digits kept), as vmcompact's strtod-based parser rounds them.
+ */
 static int parse__duration_ms(const char *s, uint64_t *out)
 {
-	uint64_t whole = 0, frac = 0, scale = 1000;
+	uint64_t whole = 0, frac = 0, scale = 100000000, ms;   /* frac in 1e-9 of the unit */
+	const char *start = s;
+	int digits = 0;
 
-	if (*s < '0' || *s > '9')
-		return -1;
-	for (; *s >= '0' && *s <= '9'; s++) {
+	for (; *s >= '0' && *s <= '9'; s++, digits++) {
 		if (whole > 1000000000000ull)
 			return -1;
 		whole = whole * 10 + (uint64_t)(*s - '0');
 	}
-	if (*s == '.') {
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (uint64_t)(*s - '0') * scale;
-			}
-	}
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++, digits++, scale /= 10)
+			frac += (uint64_t)(*s - '0') * scale;
+	if (!digits || s - start >= 64)          /* vmcompact's limit on the number's length */
+		return -1;
 	if (str__eq(s, "ms"))
-		*out = whole + (frac + 500) / 1000;
+		ms = whole + (frac >= 500000000);
 	else if (!*s || str__eq(s, "s"))
-		*out = whole * 1000 + frac;
+		ms = whole * 1000 + frac / 1000000 + (frac % 1000000 >= 500000);
 	else if (str__eq(s, "m") || str__eq(s, "min"))
-		*out = (whole * 1000 + frac) * 60;
+		ms = whole * 60000 + frac * 6 / 100000 + (frac * 6 % 100000 >= 50000);
 	else
 		return -1;
+	if (ms > 1000000000000000ull)
+		return -1;
+	*out = ms;
 	return 0;
 }
 

@@ -27,7 +27,7 @@
 #define USER_RFLAGS     0x3002          /* IOPL=3, IF=0 */
 #define CR0_BITS        0x80010033      /* PG WP NE ET MP PE */
 #define CR4_BITS        0x620           /* PAE OSFXSR OSXMMEXCPT */
-#define EFER_BITS       0x900           /* LME NXE */
+#define EFER_BITS       0x100           /* LME (no NXE: the tables set no NX bit, and a CPU model without NX would #GP) */
 #define PDE_2M          0x87            /* P RW US PS */
 #define NR_GATES        33              /* 0-31 exceptions, 32 = halt (DPL3, for exit without isa-debug-exit) */
 

@@ -142,6 +142,37 @@ err_free:
 	return -ENOMEM;
 }
 
+int buddy__grow(struct buddy *b, uint32_t nr_frames)
+{
+	uint32_t old = b->nr_frames, pbs = (uint32_t)(((uint64_t)nr_frames + MM_PAGEBLOCK_FRAMES - 1) >> MM_PAGEBLOCK_ORDER);
+	frame_t *next, *prev;
+	uint8_t *order, *mt;
+
+	if (nr_frames <= old || nr_frames == FRAME_NONE)
+		return nr_frames == old ? 0 : -EINVAL;
+	next = realloc(b->next, (size_t)nr_frames * sizeof(frame_t));
+	if (next)
+		b->next = next;
+	prev = realloc(b->prev, (size_t)nr_frames * sizeof(frame_t));
+	if (prev)
+		b->prev = prev;
+	order = realloc(b->frame_order, nr_frames);
+	if (order)
+		b->frame_order = order;
+	mt = realloc(b->pageblock_mt, pbs);
+	if (mt)
+		b->pageblock_mt = mt;
+	if (!next || !prev || !order || !mt)
+		return -ENOMEM;
+	memset(b->next + old, 0xff, (size_t)(nr_frames - old) * sizeof(frame_t));
+	memset(b->prev + old, 0xff, (size_t)(nr_frames - old) * sizeof(frame_t));
+	memset(b->frame_order + old, 0, nr_frames - old);
+	memset(b->pageblock_mt + b->nr_pageblocks, MIGRATE_MOVABLE, pbs - b->nr_pageblocks);
+	b->nr_frames = nr_frames;
+	b->nr_pageblocks = pbs;
+	return 0;
+}
+
 void buddy__exit(struct buddy *b)
 {
 	free(b->next);

@@ -51,6 +51,9 @@ struct buddy {
 /* All frames start free, every pageblock MIGRATE_MOVABLE. Returns 0 or -errno. */
 int buddy__init(struct buddy *b, uint32_t nr_frames);
 void buddy__exit(struct buddy *b);
+/* Extend the frame space to nr_frames (> current): the new frames are allocated (not on any
+ * free list, MIGRATE_MOVABLE pageblocks) until someone frees them. 0 or -ENOMEM. */
+int buddy__grow(struct buddy *b, uint32_t nr_frames);
 
 /* Allocate a block of 2^order frames, falling back to other types like __rmqueue_fallback. */
 frame_t buddy__alloc(struct buddy *b, unsigned order, enum migratetype mt);

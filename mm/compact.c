@@ -23,7 +23,7 @@ static bool free_block_suitable(const struct mm *mm, int order)
 		if (!area->nr_free_mt[MIGRATE_MOVABLE] &&
 		    !(can_steal && (area->nr_free_mt[MIGRATE_RECLAIMABLE] || area->nr_free_mt[MIGRATE_UNMOVABLE])))
 			continue;
-		if (o < MM_HPAGE_ORDER || mm->pool.nr_huge_blocks == mm->pool.nr_blocks)
+		if (o < MM_HPAGE_ORDER || mm->pool.nr_huge_blocks == mm->pool.nr_present)
 			return true;
 		/* A collapse needs the block to be a host huge page too. */
 		for (int mt = 0; mt < MIGRATE_TYPES; mt++)

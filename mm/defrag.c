@@ -67,6 +67,7 @@ void defrag_request__init(struct defrag_request *req)
 	req->order = -1;
 	req->max_pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
 	req->extfrag_threshold = EXTFRAG_THRESHOLD_DEFAULT;
+	req->borrow_bytes = DEFRAG_BORROW_AUTO;
 }
 
 int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_step_ops *ops,

@@ -64,7 +64,14 @@ struct defrag_request {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	uint32_t flags;            /* DEFRAG_F_* */
+	/* Borrowing (planned algorithm): copy scattered regions whole into 2 MiB blocks borrowed
+	 * from the host (the pool's frame space beyond guest + slack, mm_config.borrow_capacity_bytes),
+	 * then give back what is left free. DEFRAG_BORROW_AUTO: as many as the regions need, bounded
+	 * by MemAvailable less a safety margin; 0: off; otherwise at most this many bytes. */
+	uint64_t borrow_bytes;
 };
+#define DEFRAG_BORROW_AUTO UINT64_MAX
+#define DEFRAG_BORROW_OFF 0
 
 #define DEFRAG_PAUSE_HIST 64   /* pause_hist[i]: steps whose pause took [2^i, 2^(i+1)) ns */
 #define DEFRAG_MAX_PAUSE_US_DEFAULT 1000   /* a plain literal: usage texts print it with VMC_STR() */
@@ -106,6 +113,17 @@ struct defrag_stats {
 	uint64_t remap_4k_ns;          /* time in window__remap_4k */
 	uint64_t remap_2m_ns;          /* time in window__remap_2m */
 	uint64_t pause_hist[DEFRAG_PAUSE_HIST];
+	/* --- elastic pool (borrowing) --- */
+	uint64_t borrowed_peak_bytes;  /* most bytes borrowed beyond the pool's size at the start */
+	uint64_t borrowed_bytes;       /* blocks borrowed by this run */
+	uint64_t given_back_bytes;     /* blocks given back to the host by this run */
+	uint64_t pool_rss_after_bytes; /* pool blocks present (faulted in) at the end */
+	uint64_t borrow_limit_bytes;   /* what the policy allowed (0: off or no capacity) */
+	uint64_t borrow_ns;            /* time borrowing (block files made and faulted in, no pause) */
+	uint64_t give_back_ns;         /* time giving back (ballast moved out, blocks dropped) */
+	char borrow_note[96];          /* why less was borrowed than wanted, if so */
+	const char *promote_path;      /* how regions were switched: "remap" (2 MiB window remap) or
+					* "memslot" (the VMM's per-region memslot hook) */
 	int error;                     /* 0, -ECANCELED or the -errno that stopped the run */
 	char error_msg[160];
 };

@@ -426,7 +426,7 @@ static int engine_alloc(struct defrag_engine *e, struct mm *mm, const struct def
 	e->est_move_ns = 10000;
 	e->est_remap_ns = 50000;
 	e->est_copy_ns = 700;
-	e->est_unmap_ns = 1000;
+	e->est_unmap_ns = 600;
 	e->cached_migrate_pfn = 0;
 	e->cached_free_pfn = FRAME_NONE;
 	e->moved = calloc(((size_t)mm->map.nr_gpfns + 63) / 64 + 1, sizeof(uint64_t));
@@ -469,6 +469,11 @@ static void finish_stats(struct defrag_engine *e)
 		st->copies_per_promoted_page = (double)st->pages_copied / ((double)promoted * MM_PAGEBLOCK_FRAMES);
 	if (st->guest_pages_moved)
 		st->copies_per_moved_page = (double)st->pages_copied / (double)st->guest_pages_moved;
+	st->borrowed_peak_bytes = e->present_peak > e->present_at_start ?
+		(uint64_t)(e->present_peak - e->present_at_start) << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER) : 0;
+	st->borrowed_bytes = (uint64_t)e->blocks_borrowed << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER);
+	st->given_back_bytes = (uint64_t)e->blocks_given_back << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER);
+	st->pool_rss_after_bytes = pool__present_bytes(&mm->pool);
 	st->regions_blocked = mm->map.nr_regions > st->regions_achievable ?
 				      mm->map.nr_regions - st->regions_achievable : 0;
 }
@@ -490,6 +495,8 @@ int defrag_engine__init(struct defrag_engine *e, struct mm *mm, const struct def
 	e->t0_ns = mm__now_ns();
 	pthread_mutex_lock(&mm->lock);
 	e->vm0 = mm->vmstat;
+	e->present_at_start = e->present_peak = mm->pool.nr_present;
+	st->promote_path = "remap";
 	st->regions_achievable = mm__achievable_regions(mm);
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
 		e->compound[r] = mm->region_huge_mapped[r] || defrag__region_in_place(mm, r);

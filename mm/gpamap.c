@@ -12,6 +12,7 @@ const char *const frame_owner_names[FRAME_OWNERS] = {
 	[FRAME_BALLAST_MOVABLE] = "ballast_movable",
 	[FRAME_BALLAST_UNMOVABLE] = "ballast_unmovable",
 	[FRAME_ISOLATED] = "isolated",
+	[FRAME_ABSENT] = "absent",
 };
 
 size_t gpamap__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
@@ -38,6 +39,29 @@ int gpamap__init(struct gpamap *m, uint32_t nr_gpfns, uint32_t nr_frames)
 	memset(m->gpfn_frame, 0xff, (size_t)nr_gpfns * sizeof(frame_t));
 	memset(m->frame_gpfn, 0xff, (size_t)nr_frames * sizeof(gpfn_t));
 	m->nr_owned[FRAME_FREE] = nr_frames;
+	return 0;
+}
+
+int gpamap__grow(struct gpamap *m, uint32_t nr_frames)
+{
+	gpfn_t *fg;
+	uint8_t *fo;
+
+	if (nr_frames <= m->nr_frames || nr_frames == FRAME_NONE)
+		return nr_frames == m->nr_frames ? 0 : -EINVAL;
+	fg = realloc(m->frame_gpfn, (size_t)nr_frames * sizeof(gpfn_t) + 1);
+	if (fg)
+		m->frame_gpfn = fg;
+	fo = realloc(m->frame_owner, (size_t)nr_frames + 1);
+	if (fo)
+		m->frame_owner = fo;
+	if (!fg || !fo)
+		return -ENOMEM;
+	memset(m->frame_gpfn + m->nr_frames, 0xff, (size_t)(nr_frames - m->nr_frames) * sizeof(gpfn_t));
+	memset(m->frame_owner + m->nr_frames, FRAME_ABSENT, (size_t)(nr_frames - m->nr_frames));
+	m->frame_owner[nr_frames] = 0; /* the sentinel, as calloc left it */
+	m->nr_owned[FRAME_ABSENT] += nr_frames - m->nr_frames;
+	m->nr_frames = nr_frames;
 	return 0;
 }
 

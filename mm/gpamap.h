@@ -14,6 +14,7 @@ enum frame_owner {
 	FRAME_BALLAST_MOVABLE,   /* another tenant's movable page */
 	FRAME_BALLAST_UNMOVABLE, /* another tenant's pinned page: never moved */
 	FRAME_ISOLATED,          /* taken by a compaction scanner, in transit */
+	FRAME_ABSENT,            /* frame space of a pool block the host does not back now (elastic pool) */
 	FRAME_OWNERS
 };
 
@@ -31,6 +32,8 @@ struct gpamap {
 
 int gpamap__init(struct gpamap *m, uint32_t nr_gpfns, uint32_t nr_frames);
 void gpamap__exit(struct gpamap *m);
+/* Extend the frame space to nr_frames (> current); the new frames are FRAME_ABSENT. 0 or -ENOMEM. */
+int gpamap__grow(struct gpamap *m, uint32_t nr_frames);
 
 /* Bind gpfn to frame f (frame must be unowned, gpfn unbacked or being moved). */
 void gpamap__bind(struct gpamap *m, gpfn_t g, frame_t f);

@@ -65,6 +65,9 @@ struct defrag_engine {
 	frame_t cached_migrate_pfn;    /* zone->compact_cached_migrate_pfn */
 	frame_t cached_free_pfn;       /* zone->compact_cached_free_pfn */
 	uint64_t progress_done, progress_total;
+	uint32_t present_at_start;     /* pool blocks present when the run started */
+	uint32_t present_peak;         /* most present during the run */
+	uint32_t blocks_borrowed, blocks_given_back;
 };
 
 #define COMPACT_CLUSTER_MAX 32  /* SWAP_CLUSTER_MAX: pages isolated per batch */
@@ -135,6 +138,15 @@ enum compact_result defrag__compact(struct defrag_engine *e, int order, bool dir
 int collapse__linux(struct defrag_engine *e);
 /* A free, aligned order-9 block that is a host huge page, or FRAME_NONE. */
 frame_t collapse__find_free_huge_block(const struct mm *mm);
+/* borrow.c: the elastic pool. borrow__grow: add up to `want` blocks from the host (faulted in,
+ * free in the buddy allocator), within req->borrow_bytes, MemAvailable, the VMA budget and the
+ * pool's capacity; outside any pause. borrow__give_back: move movable ballast out of blocks that
+ * hold nothing else and give those blocks back until the pool is its start size plus a small
+ * reserve. Both 0 or -errno (then stats say why). */
+int borrow__grow(struct defrag_engine *e, uint32_t want);
+int borrow__give_back(struct defrag_engine *e);
+/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
+uint64_t borrow__mem_available(void);
 /* plan.c: the planned collapse; plan_compact.c: order-targeted compaction by evacuating chunks. */
 int plan__collapse(struct defrag_engine *e);
 enum compact_result plan__compact(struct defrag_engine *e, int order);

@@ -21,7 +21,7 @@ uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 	uint64_t blocks = ((uint64_t)nr_frames + MM_PAGEBLOCK_FRAMES - 1) / MM_PAGEBLOCK_FRAMES;
 
 	return buddy__metadata_bytes(nr_frames) + gpamap__metadata_bytes(nr_gpfns, nr_frames) +
-	       blocks +                                    /* pool.block_huge */
+	       blocks * (2 + sizeof(int)) +                /* pool.block_huge, _present, _fd */
 	       ((uint64_t)nr_gpfns + 63) / 64 * 8 +        /* window.vma_start */
 	       regions +                                   /* region_huge_mapped */
 	       sizeof(struct mm);
@@ -88,12 +88,12 @@ int mm__wait_ready(struct mm *mm)
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
 {
 	struct pool_config pc;
-	uint64_t slack, pool_bytes, needed, t0 = mm__now_ns(), t;
+	uint64_t slack, pool_bytes, capacity, needed, t0 = mm__now_ns(), t;
 	uint32_t nr_gpfns, nr_frames;
 	int ret;
 
 	memset(mm, 0, sizeof(*mm));
-	mm->pool.fd = -1;
+	mm->pool.dir_fd = -1;
 	if (!cfg->guest_bytes || cfg->guest_bytes % MM_REGION_BYTES) {
 		mm__set_msg(err, errlen, "guest RAM %" PRIu64 " bytes is not a positive multiple of 2 MiB",
 			cfg->guest_bytes);
@@ -104,6 +104,12 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	if (pool_bytes < cfg->guest_bytes || (pool_bytes >> MM_PAGE_SHIFT) >= FRAME_NONE) {
 		mm__set_msg(err, errlen, "pool of %" PRIu64 " MiB guest + %" PRIu64 " MiB slack has too many "
 			"4 KiB frames for 32-bit frame numbers (at most 16 TiB)", cfg->guest_bytes >> 20, slack >> 20);
+		return -EINVAL;
+	}
+	capacity = pool_bytes + (cfg->borrow_capacity_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
+	if (capacity < pool_bytes || (capacity >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+		mm__set_msg(err, errlen, "pool of %" PRIu64 " MiB with %" PRIu64 " MiB to borrow has too many 4 KiB "
+			"frames for 32-bit frame numbers (at most 16 TiB)", pool_bytes >> 20, cfg->borrow_capacity_bytes >> 20);
 		return -EINVAL;
 	}
 	mm->cfg = *cfg;
@@ -132,15 +138,27 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	if (ret)
 		goto err_map;
 	mm->startup.layout_ns = mm__now_ns() - t0;
+	/* Frame space for borrowed blocks comes after the pool; it starts absent. */
+	if (capacity > pool_bytes) {
+		ret = buddy__grow(&mm->buddy, (uint32_t)(capacity >> MM_PAGE_SHIFT));
+		if (!ret)
+			ret = gpamap__grow(&mm->map, (uint32_t)(capacity >> MM_PAGE_SHIFT));
+		if (ret) {
+			mm__set_msg(err, errlen, "frame space for %" PRIu64 " MiB of borrowing: %s",
+				(capacity - pool_bytes) >> 20, strerror(-ret));
+			goto err_map;
+		}
+	}
 
-	/* Refuse before prefaulting gigabytes if the window cannot be mapped. */
-	needed = window__vmas_needed(&mm->map);
+	/* Refuse before prefaulting gigabytes if the window cannot be mapped: the window's
+	 * mappings plus one per pool block (each block is its own file in the direct map). */
+	needed = window__vmas_needed(&mm->map) + pool_bytes / MM_REGION_BYTES;
 	ret = vma_budget__check(needed, err, errlen);
 	if (ret)
 		goto err_map;
 
 	t = mm__now_ns();
-	pc = (struct pool_config){ .size = pool_bytes, .path = cfg->pool_path,
+	pc = (struct pool_config){ .size = pool_bytes, .capacity = capacity, .path = cfg->pool_path,
 				   .prefault = cfg->prefault && !cfg->prefault_async };
 	ret = pool__create(&mm->pool, &pc, err, errlen);
 	if (ret)
@@ -149,7 +167,7 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	mm->startup.prefault_ns = mm->pool.prefault_ns;
 
 	t = mm__now_ns();
-	ret = window__create(&mm->win, cfg->guest_bytes, mm->pool.fd, err, errlen);
+	ret = window__create(&mm->win, cfg->guest_bytes, mm->pool.block_fd, err, errlen);
 	if (ret)
 		goto err_pool;
 	/* MADV_HUGEPAGE per window mapping costs ~2.5 us per 4 KiB remap: only where it matters. */
@@ -226,7 +244,7 @@ void mm__destroy(struct mm *mm)
 	buddy__exit(&mm->buddy);
 	pthread_mutex_destroy(&mm->lock);
 	memset(mm, 0, sizeof(*mm));
-	mm->pool.fd = -1;
+	mm->pool.dir_fd = -1;
 }
 
 /*
@@ -252,6 +270,8 @@ uint32_t mm__achievable_regions(const struct mm *mm)
 		const uint8_t *own = m->frame_owner + ((size_t)blk << MM_PAGEBLOCK_ORDER);
 		uint32_t unmovable = 0;
 
+		if (!pool__block_present(&mm->pool, blk))
+			continue;
 		for (uint32_t p = 0; p < MM_PAGEBLOCK_FRAMES; p++)
 			unmovable += own[p] == FRAME_BALLAST_UNMOVABLE;
 		if (!unmovable && mm->pool.block_huge[blk])
@@ -274,7 +294,8 @@ void mm__stat(struct mm *mm, struct mm_stat *st)
 	pthread_mutex_lock(&mm->lock);
 	st->guest_bytes = mm->cfg.guest_bytes;
 	st->slack_bytes = mm->cfg.slack_bytes;
-	st->pool_bytes = mm->pool.size;
+	st->pool_bytes = pool__present_bytes(&mm->pool);
+	st->pool_capacity_bytes = mm->pool.size;
 	st->nr_regions = m->nr_regions;
 	for (uint32_t r = 0; r < m->nr_regions; r++) {
 		if (!gpamap__region_in_order(m, r))

@@ -16,6 +16,8 @@ struct mm_config {
 	const char *pool_path;     /* see pool_config.path */
 	bool prefault;
 	bool prefault_async;       /* prefault on a thread after mm__create returns (see mm__wait_ready) */
+	uint64_t borrow_capacity_bytes; /* frame space beyond guest + slack that defrag may borrow from
+					 * the host as whole 2 MiB blocks (0: none); rounded up to 2 MiB */
 	struct aging_config aging;
 	const struct mm_layout *layout; /* non-NULL: place this saved layout (mm/layout.h), not aging */
 };
@@ -82,7 +84,8 @@ void mm__destroy(struct mm *mm);
 
 /* A snapshot of everything a user wants to see about guest memory. */
 struct mm_stat {
-	uint64_t guest_bytes, pool_bytes, slack_bytes;
+	uint64_t guest_bytes, pool_bytes, slack_bytes; /* pool_bytes: blocks present now */
+	uint64_t pool_capacity_bytes;  /* frame space: pool_bytes + what may be borrowed */
 	uint32_t nr_regions;
 	uint32_t regions_in_order;     /* in order on an aligned block */
 	uint32_t regions_backed_2m;    /* ... and that block is a host huge page */

@@ -130,7 +130,7 @@ enum compact_result plan__compact(struct defrag_engine *e, int order)
 	int64_t *cost = NULL;
 	enum compact_result res;
 	int threshold = e->req->extfrag_threshold > 0 ? e->req->extfrag_threshold : EXTFRAG_THRESHOLD_DEFAULT;
-	bool need_huge = corder >= MM_HPAGE_ORDER && mm->pool.nr_huge_blocks != mm->pool.nr_blocks;
+	bool need_huge = corder >= MM_HPAGE_ORDER && mm->pool.nr_huge_blocks != mm->pool.nr_present;
 	int ret;
 
 	if (order >= MM_MAX_ORDER)

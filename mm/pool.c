@@ -1,4 +1,4 @@
-/* pool.c: the frame pool: a shmem file on a private huge=always tmpfs, its direct map and THP detection. */
+/* pool.c: the frame pool: one file per 2 MiB block on a private huge=always tmpfs, the direct map, adding and dropping blocks, THP detection. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -138,10 +139,10 @@ static bool tmpfs_huge_option(const char *path, char *huge, size_t hugelen)
 	return found;
 }
 
-/* Our own tmpfs, huge=always: mount, create, size, unlink, detach, rmdir. */
+/* Our own tmpfs, huge=always: mount, keep a directory fd for the block files, detach, rmdir. */
 static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 {
-	char opts[128], file[PATH_MAX + 16];
+	char opts[128];
 	int ret, fd;
 
 	if (mkdir(POOL_RUN_DIR, 0700) && errno != EEXIST)
@@ -157,6 +158,7 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 			return ret;
 		}
 	}
+	/* Room for the whole frame space: blocks added later (borrowed) need it too. */
 	snprintf(opts, sizeof(opts), "huge=always,size=%" PRIu64 "k,mode=0700",
 		 (uint64_t)((p->size + POOL_MOUNT_MARGIN) >> 10));
 	if (mount("tmpfs", p->mount_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
@@ -165,36 +167,45 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 		rmdir(p->mount_dir);
 		return ret;
 	}
-	snprintf(file, sizeof(file), "%s/pool", p->mount_dir);
-	fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* The detached mount lives on through this fd: block files are made in it with O_TMPFILE. */
+	fd = open(p->mount_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		mm__set_msg(err, errlen, "create %s: %s", file, strerror(errno));
-		goto out_umount;
+		mm__set_msg(err, errlen, "open %s: %s", p->mount_dir, strerror(errno));
+	} else {
+		p->dir_fd = fd;
+		p->backing = POOL_BACKING_THP;
+		note_add(p, "private tmpfs huge=always (mounted at %s, detached at once), one file per 2 MiB block",
+			 p->mount_dir);
+		p->huge_always = true;
+		ret = 0;
 	}
-	if (ftruncate(fd, (off_t)p->size)) {
-		ret = -errno;
-		mm__set_msg(err, errlen, "size %s to %" PRIu64 " bytes: %s", file, p->size, strerror(errno));
-		close(fd);
-		unlink(file);
-		goto out_umount;
-	}
-	unlink(file);
-	p->fd = fd;
-	p->backing = POOL_BACKING_THP;
-	note_add(p, "private tmpfs huge=always (mounted at %s, detached at once)", p->mount_dir);
-	p->huge_always = true;
-	ret = 0;
-out_umount:
 	umount2(p->mount_dir, MNT_DETACH);
 	rmdir(p->mount_dir);
 	return ret;
 }
 
+/* The free space of a user-given filesystem must hold the blocks present at start. */
+static int check_fs_space(struct pool *p, const char *dir, const struct statfs *sfs, char *err, size_t errlen)
+{
+	uint64_t free_bytes = (uint64_t)sfs->f_bavail * (uint64_t)sfs->f_bsize, need = p->nr_present_start *
+			      POOL_BLOCK_SIZE;
+
+	if ((uint64_t)sfs->f_type == HUGETLBFS_MAGIC && (sfs->f_blocks == 0 || sfs->f_blocks == (fsblkcnt_t)-1))
+		return 0; /* a hugetlbfs without size=: the huge page pool decides, at prefault */
+	if (free_bytes >= need)
+		return 0;
+	mm__set_msg(err, errlen, "pool path %s has %" PRIu64 " MiB free but the pool needs %" PRIu64 " MiB "
+		"(guest + slack): %" PRIu64 " MiB missing. Enlarge it (mount -o remount,size=%" PRIu64 "M %s) "
+		"or use a smaller --mem/--slack", dir, free_bytes >> 20, need >> 20, (need - free_bytes + (1 << 20) - 1) >> 20,
+		((uint64_t)sfs->f_blocks * (uint64_t)sfs->f_bsize + need - free_bytes + (4 << 20)) >> 20, dir);
+	return -ENOSPC;
+}
+
 /* An unlinked file in a user-given directory on tmpfs or hugetlbfs. */
 static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen)
 {
-	char tmpl[PATH_MAX + 32], huge[32], policy[32];
+	char huge[32], policy[32];
 	struct statfs sfs;
 	int fd, ret;
 
@@ -206,9 +217,10 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 	if ((uint64_t)sfs.f_type == HUGETLBFS_MAGIC) {
 		uint64_t hps = (uint64_t)sfs.f_bsize;
 
-		if (hps < POOL_BLOCK_SIZE || p->size % hps) {
-			mm__set_msg(err, errlen, "pool size %" PRIu64 " is not a multiple of %s's huge page size %" PRIu64,
-				p->size, dir, hps);
+		if (hps != POOL_BLOCK_SIZE) {
+			mm__set_msg(err, errlen, "hugetlbfs %s has %" PRIu64 " KiB pages: the pool is one file per 2 MiB "
+				"block and needs 2048 KiB pages (mount -t hugetlbfs -o pagesize=2M none DIR)",
+				dir, hps >> 10);
 			return -EINVAL;
 		}
 		p->backing = POOL_BACKING_HUGETLB;
@@ -235,25 +247,16 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 		return -EINVAL;
 	}
 
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	ret = check_fs_space(p, dir, &sfs, err, errlen);
+	if (ret)
+		return ret;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(tmpl, sizeof(tmpl), "%s/vmcompact-pool.XXXXXX", dir);
-		fd = mkostemp(tmpl, O_CLOEXEC);
-		if (fd < 0) {
-			ret = -errno;
-			mm__set_msg(err, errlen, "create a pool file in %s: %s", dir, strerror(errno));
-			return ret;
-		}
-		unlink(tmpl);
-	}
-	if (ftruncate(fd, (off_t)p->size)) {
 		ret = -errno;
-		mm__set_msg(err, errlen, "size the pool file in %s to %" PRIu64 " bytes: %s", dir, p->size,
-			strerror(errno));
-		close(fd);
+		mm__set_msg(err, errlen, "open pool path %s: %s", dir, strerror(errno));
 		return ret;
 	}
-	p->fd = fd;
+	p->dir_fd = fd;
 	return 0;
 }
 
@@ -263,26 +266,22 @@ static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen
 	char policy[32];
 	int fd, ret;
 
-	fd = (int)memfd_create("vmcompact-pool", MFD_CLOEXEC);
-	if (fd < 0) {
-		char tmpl[] = "/dev/shm/vmcompact-pool.XXXXXX";
 
-		fd = mkostemp(tmpl, O_CLOEXEC);
+	/* One memfd per block; without memfd_create, unlinked files in /dev/shm. */
+	fd = (int)memfd_create("vmcompact-probe", MFD_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		p->dir_fd = -1;
+	} else {
+		fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
 			ret = -errno;
-			mm__set_msg(err, errlen, "pool: no private tmpfs (%s), no memfd, no /dev/shm file: %s",
+			mm__set_msg(err, errlen, "pool: no private tmpfs (%s), no memfd, no /dev/shm: %s",
 				strerror(-mount_err), strerror(errno));
 			return ret;
 		}
-		unlink(tmpl);
+		p->dir_fd = fd;
 	}
-	if (ftruncate(fd, (off_t)p->size)) {
-		ret = -errno;
-		mm__set_msg(err, errlen, "size the pool memfd to %" PRIu64 " bytes: %s", p->size, strerror(errno));
-		close(fd);
-		return ret;
-	}
-	p->fd = fd;
 	read_shmem_enabled(policy, sizeof(policy));
 	p->backing = shmem_policy_gives_thp(policy) ? POOL_BACKING_THP : POOL_BACKING_4K;
 	p->note[0] = '\0';
@@ -295,11 +294,11 @@ static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen
 	return 0;
 }
 
-/* Map the whole file once, MAP_SHARED, at an address aligned to `align`. */
-static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
+/* Reserve the whole frame space (PROT_NONE), 2 MiB aligned: blocks are mapped into it as they come. */
+static int reserve_direct(struct pool *p, char *err, size_t errlen)
 {
+	const uint64_t align = POOL_BLOCK_SIZE;
 	uint8_t *raw, *aligned, *end, *raw_end;
-	void *m;
 	int ret;
 
 	raw = mmap(NULL, p->size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -310,13 +309,6 @@ static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
 		return ret;
 	}
 	aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-	m = mmap(aligned, p->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, p->fd, 0);
-	if (m == MAP_FAILED) {
-		ret = -errno;
-		mm__set_msg(err, errlen, "map the pool (%" PRIu64 " bytes): %s", p->size, strerror(errno));
-		munmap(raw, p->size + align);
-		return ret;
-	}
 	end = aligned + p->size;
 	raw_end = raw + p->size + align;
 	if (aligned > raw)
@@ -324,6 +316,47 @@ static int map_direct(struct pool *p, uint64_t align, char *err, size_t errlen)
 	if (raw_end > end)
 		munmap(end, (size_t)(raw_end - end));
 	p->base = aligned;
+	return 0;
+}
+
+/* A new, unlinked 2 MiB file for one block: fd or -errno. */
+static int block_file_open(struct pool *p)
+{
+	int fd, ret;
+
+	if (p->dir_fd < 0) {
+		fd = (int)memfd_create("vmcompact-block", MFD_CLOEXEC);
+	} else {
+		fd = openat(p->dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "vmcompact-block.%d.%u", (int)getpid(), p->files_made);
+			fd = openat(p->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd >= 0)
+				unlinkat(p->dir_fd, name, 0);
+		}
+	}
+	if (fd < 0)
+		return -errno;
+	p->files_made++;
+	if (ftruncate(fd, (off_t)POOL_BLOCK_SIZE)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Map block b's file at its place in the direct map. */
+static int block_map(struct pool *p, uint32_t b, int fd)
+{
+	uint8_t *addr = p->base + (uint64_t)b * POOL_BLOCK_SIZE;
+
+	if (mmap(addr, POOL_BLOCK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+		return -errno;
+	if (p->backing != POOL_BACKING_HUGETLB)
+		madvise(addr, POOL_BLOCK_SIZE, MADV_HUGEPAGE); /* needed for shmem_enabled=advise, harmless else */
 	return 0;
 }
 
@@ -373,11 +406,11 @@ int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, cha
 		uint32_t e = b;
 		int ret;
 
-		if (sel[b] != value) {
+		if (sel[b] != value || !p->block_present[b]) {
 			b++;
 			continue;
 		}
-		while (e < p->nr_blocks && sel[e] == value && e - b < 4)
+		while (e < p->nr_blocks && sel[e] == value && p->block_present[e] && e - b < 4)
 			e++;
 		ret = populate(p->base + (uint64_t)b * POOL_BLOCK_SIZE, (uint64_t)(e - b) * POOL_BLOCK_SIZE);
 		if (ret) {
@@ -390,10 +423,11 @@ int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, cha
 	return 0;
 }
 
+/* At start-up, when the present blocks are [0, nr_present). */
 int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 {
 	struct prefault_job jobs[POOL_PREFAULT_THREADS_MAX];
-	uint64_t t0 = mm__now_ns(), per;
+	uint64_t t0 = mm__now_ns(), per, present = pool__present_bytes(p);
 	uint32_t blocks_per;
 	int ret = 0;
 
@@ -404,16 +438,18 @@ int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 	}
 	if (threads > POOL_PREFAULT_THREADS_MAX)
 		threads = POOL_PREFAULT_THREADS_MAX;
-	if (threads > p->nr_blocks)
-		threads = p->nr_blocks;
-	blocks_per = (p->nr_blocks + threads - 1) / threads;
+	if (threads > p->nr_present)
+		threads = p->nr_present;
+	if (!threads)
+		return 0;
+	blocks_per = (p->nr_present + threads - 1) / threads;
 	per = (uint64_t)blocks_per * POOL_BLOCK_SIZE;
 	for (unsigned i = 0; i < threads; i++) {
 		struct prefault_job *job = &jobs[i];
 		uint64_t off = per * i;
 
 		job->addr = p->base + off;
-		job->len = off >= p->size ? 0 : (p->size - off < per ? p->size - off : per);
+		job->len = off >= present ? 0 : (present - off < per ? present - off : per);
 		job->ret = 0;
 		job->started = i > 0 && job->len && !pthread_create(&job->thread, NULL, prefault_worker, job);
 	}
@@ -427,7 +463,7 @@ int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 			ret = jobs[i].ret;
 	}
 	if (ret) {
-		mm__set_msg(err, errlen, "prefault the pool (%" PRIu64 " MiB): %s%s", p->size >> 20, strerror(-ret),
+		mm__set_msg(err, errlen, "prefault the pool (%" PRIu64 " MiB): %s%s", present >> 20, strerror(-ret),
 			ret == -ENOMEM || ret == -EFAULT ?
 				" (tmpfs full, or not enough huge pages in the hugetlbfs pool?)" : "");
 		return ret;
@@ -435,6 +471,52 @@ int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen)
 	p->prefault_ns = mm__now_ns() - t0;
 	p->prefault_threads = threads;
 	return 0;
+}
+
+struct populate_job {
+	pthread_t thread;
+	struct pool *p;
+	const uint32_t *blocks;
+	uint32_t n, first, stride;
+	int *rc;
+	bool started;
+};
+
+static void *populate_worker(void *arg)
+{
+	struct populate_job *job = arg;
+
+	for (uint32_t i = job->first; i < job->n; i += job->stride)
+		job->rc[i] = populate(job->p->base + (uint64_t)job->blocks[i] * POOL_BLOCK_SIZE, POOL_BLOCK_SIZE);
+	return NULL;
+}
+
+/* Fault in present blocks blocks[0..n) on up to `threads` threads (0: one per CPU); rc[i] gets
+ * each block's 0 or -errno. Fresh host huge pages cost milliseconds each, mostly waiting: the
+ * threads overlap that. */
+void pool__populate_blocks(struct pool *p, const uint32_t *blocks, uint32_t n, unsigned threads, int *rc)
+{
+	struct populate_job jobs[POOL_PREFAULT_THREADS_MAX];
+
+	if (!threads) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	if (threads > POOL_PREFAULT_THREADS_MAX)
+		threads = POOL_PREFAULT_THREADS_MAX;
+	if (threads > n)
+		threads = n;
+	for (unsigned i = 0; i < threads; i++) {
+		jobs[i] = (struct populate_job){ .p = p, .blocks = blocks, .n = n, .first = i, .stride = threads, .rc = rc };
+		jobs[i].started = i > 0 && !pthread_create(&jobs[i].thread, NULL, populate_worker, &jobs[i]);
+	}
+	for (unsigned i = 0; i < threads; i++)
+		if (!jobs[i].started)
+			populate_worker(&jobs[i]);
+	for (unsigned i = 0; i < threads; i++)
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
 }
 
 /* --- which blocks are host huge pages --- */
@@ -541,7 +623,11 @@ static int refresh_from_smaps(struct pool *p)
 	if (n > p->nr_blocks)
 		n = p->nr_blocks;
 	memset(p->block_huge, 0, p->nr_blocks);
-	memset(p->block_huge, 1, (size_t)n);
+	for (uint32_t b = 0; b < p->nr_blocks && n; b++)
+		if (p->block_present[b]) {
+			p->block_huge[b] = 1;
+			n--;
+		}
 	return 0;
 }
 
@@ -567,6 +653,101 @@ int pool__refresh_huge(struct pool *p)
 	p->nr_huge_blocks = n;
 	p->refresh_ns = mm__now_ns() - t0;
 	return ret;
+}
+
+void pool__refresh_block(struct pool *p, uint32_t b)
+{
+	uint64_t vpn = ((uintptr_t)p->base >> MM_PAGE_SHIFT) + (uint64_t)b * MM_PAGEBLOCK_FRAMES, e0, e256;
+	bool huge = false;
+	int eperm = 0, pm_fd, kpf_fd;
+
+	if (!pool__block_present(p, b))
+		return;
+	if (!p->huge_exact) {
+		huge = p->backing != POOL_BACKING_4K; /* the optimistic guess, as refresh_from_smaps */
+	} else {
+		pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+		if (pm_fd >= 0 && kpf_fd >= 0 &&
+		    pread(pm_fd, &e0, sizeof(e0), (off_t)(vpn * sizeof(uint64_t))) == sizeof(e0) &&
+		    pread(pm_fd, &e256, sizeof(e256), (off_t)((vpn + MM_PAGEBLOCK_FRAMES / 2) * sizeof(uint64_t))) ==
+			    sizeof(e256))
+			huge = block_is_huge(kpf_fd, e0, e256, &eperm);
+		if (pm_fd >= 0)
+			close(pm_fd);
+		if (kpf_fd >= 0)
+			close(kpf_fd);
+	}
+	p->nr_huge_blocks += (uint32_t)huge - p->block_huge[b];
+	p->block_huge[b] = huge;
+}
+
+int pool__block_add(struct pool *p, uint32_t b, bool fault, char *err, size_t errlen)
+{
+	int fd, ret;
+
+	if (b >= p->nr_blocks || p->block_present[b]) {
+		mm__set_msg(err, errlen, "pool block %u is out of range or present already", b);
+		return -EINVAL;
+	}
+	fd = block_file_open(p);
+	if (fd < 0) {
+		mm__set_msg(err, errlen, "create the file of pool block %u: %s%s", b, strerror(-fd),
+			fd == -EMFILE ? " (one open file per 2 MiB block: raise ulimit -n)" :
+			fd == -ENOSPC ? " (the pool filesystem is full)" : "");
+		return fd;
+	}
+	ret = block_map(p, b, fd);
+	if (ret) {
+		close(fd);
+		mm__set_msg(err, errlen, "map pool block %u: %s", b, strerror(-ret));
+		return ret;
+	}
+	p->block_fd[b] = fd;
+	p->block_present[b] = 1;
+	p->nr_present++;
+	if (!fault)
+		return 0;
+	ret = populate(p->base + (uint64_t)b * POOL_BLOCK_SIZE, POOL_BLOCK_SIZE);
+	if (ret) {
+		pool__block_drop(p, b);
+		mm__set_msg(err, errlen, "fault in pool block %u: %s%s", b, strerror(-ret),
+			ret == -ENOMEM || ret == -EFAULT || ret == -EIO ?
+				" (pool filesystem full, or no free huge page on the host)" : "");
+		return ret;
+	}
+	pool__refresh_block(p, b);
+	return 0;
+}
+
+void pool__block_drop(struct pool *p, uint32_t b)
+{
+	uint8_t *addr = p->base + (uint64_t)b * POOL_BLOCK_SIZE;
+
+	if (!pool__block_present(p, b))
+		return;
+	/* Replacing the mapping unmaps the file's pages; closing the unlinked file frees them. */
+	mmap(addr, POOL_BLOCK_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	close(p->block_fd[b]);
+	p->block_fd[b] = -1;
+	p->block_present[b] = 0;
+	p->nr_present--;
+	p->nr_huge_blocks -= p->block_huge[b];
+	p->block_huge[b] = 0;
+}
+
+int64_t pool__fs_free_bytes(const struct pool *p)
+{
+	struct statfs sfs;
+	int fd = p->dir_fd;
+
+	for (uint32_t b = 0; fd < 0 && b < p->nr_blocks; b++)
+		fd = p->block_fd[b];
+	if (fd < 0)
+		return -ENOENT;
+	if (fstatfs(fd, &sfs))
+		return -errno;
+	return (int64_t)((uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize);
 }
 
 /* --- copying --- */
@@ -678,31 +859,70 @@ void pool__copy_frames(struct pool *p, frame_t dst, frame_t src, uint32_t n)
 
 /* --- create / destroy --- */
 
+/* One open file per block: raise the soft RLIMIT_NOFILE to the hard one if the present blocks
+ * need it (per-process, allowed); say clearly if even the hard limit is short. */
+static int check_nofile(struct pool *p, char *err, size_t errlen)
+{
+	const uint64_t spare_fds = 256; /* the rest of the process: vCPUs, sockets, logs */
+	uint64_t want = (uint64_t)p->nr_blocks + spare_fds, need = (uint64_t)p->nr_present_start + spare_fds;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
+		if (!setrlimit(RLIMIT_NOFILE, &rl))
+			note_add(p, "; RLIMIT_NOFILE raised from %llu to %llu (one file per 2 MiB block)",
+				 (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+		else
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		mm__set_msg(err, errlen, "the pool needs %" PRIu64 " open files (one per 2 MiB block, plus %" PRIu64
+			" for the rest) but RLIMIT_NOFILE is %llu (hard %llu): raise it (ulimit -n %" PRIu64 ")", need,
+			spare_fds, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, want);
+		return -EMFILE;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		note_add(p, "; RLIMIT_NOFILE %llu limits the pool to %llu blocks of %u (borrowing is short)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - spare_fds), p->nr_blocks);
+	return 0;
+}
+
 int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen)
 {
-	uint64_t align = POOL_BLOCK_SIZE;
+	uint64_t capacity = cfg->capacity > cfg->size ? cfg->capacity : cfg->size;
 	int ret;
 
 	memset(p, 0, sizeof(*p));
-	p->fd = -1;
-	if (!cfg->size || cfg->size % POOL_BLOCK_SIZE) {
-		mm__set_msg(err, errlen, "pool size %" PRIu64 " is not a positive multiple of 2 MiB", cfg->size);
+	p->dir_fd = -1;
+	if (!cfg->size || cfg->size % POOL_BLOCK_SIZE || capacity % POOL_BLOCK_SIZE) {
+		mm__set_msg(err, errlen, "pool size %" PRIu64 " (capacity %" PRIu64 ") is not a positive multiple of 2 MiB",
+			cfg->size, capacity);
 		return -EINVAL;
 	}
-	if ((cfg->size >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+	if ((capacity >> MM_PAGE_SHIFT) >= FRAME_NONE) {
 		mm__set_msg(err, errlen, "pool size %" PRIu64 " has too many 4 KiB frames for 32-bit frame numbers",
-			cfg->size);
+			capacity);
 		return -EINVAL;
 	}
-	p->size = cfg->size;
-	p->nr_frames = (uint32_t)(cfg->size >> MM_PAGE_SHIFT);
-	p->nr_blocks = (uint32_t)(cfg->size / POOL_BLOCK_SIZE);
+	p->size = capacity;
+	p->nr_frames = (uint32_t)(capacity >> MM_PAGE_SHIFT);
+	p->nr_blocks = (uint32_t)(capacity / POOL_BLOCK_SIZE);
+	p->nr_present_start = (uint32_t)(cfg->size / POOL_BLOCK_SIZE);
 	select_copy(p);
 	p->block_huge = calloc(p->nr_blocks, 1);
-	if (!p->block_huge) {
+	p->block_present = calloc(p->nr_blocks, 1);
+	p->block_fd = malloc(p->nr_blocks * sizeof(int));
+	if (!p->block_huge || !p->block_present || !p->block_fd) {
 		mm__set_msg(err, errlen, "pool: out of memory for %u block flags", p->nr_blocks);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto err_free;
 	}
+	for (uint32_t b = 0; b < p->nr_blocks; b++)
+		p->block_fd[b] = -1;
 
 	if (cfg->path) {
 		ret = open_in_dir(p, cfg->path, err, errlen);
@@ -713,35 +933,27 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 	}
 	if (ret)
 		goto err_free;
-
-	if (p->backing == POOL_BACKING_HUGETLB) {
-		struct statfs sfs;
-
-		if (!fstatfs(p->fd, &sfs) && (uint64_t)sfs.f_bsize > align)
-			align = (uint64_t)sfs.f_bsize;
-	}
-	ret = map_direct(p, align, err, errlen);
+	ret = check_nofile(p, err, errlen);
 	if (ret)
-		goto err_close;
-	if (p->backing != POOL_BACKING_HUGETLB)
-		madvise(p->base, p->size, MADV_HUGEPAGE); /* needed for shmem_enabled=advise, harmless else */
+		goto err_free;
+	ret = reserve_direct(p, err, errlen);
+	if (ret)
+		goto err_free;
+	for (uint32_t b = 0; b < p->nr_present_start; b++) {
+		ret = pool__block_add(p, b, false, err, errlen);
+		if (ret)
+			goto err_free;
+	}
 	if (cfg->prefault) {
 		ret = pool__prefault(p, cfg->prefault_threads, err, errlen);
 		if (ret)
-			goto err_unmap;
+			goto err_free;
 	}
 	pool__refresh_huge(p);
 	return 0;
 
-err_unmap:
-	munmap(p->base, p->size);
-err_close:
-	close(p->fd);
 err_free:
-	free(p->block_huge);
-	p->block_huge = NULL;
-	p->base = NULL;
-	p->fd = -1;
+	pool__destroy(p);
 	return ret;
 }
 
@@ -749,9 +961,14 @@ void pool__destroy(struct pool *p)
 {
 	if (p->base)
 		munmap(p->base, p->size);
-	if (p->fd >= 0)
-		close(p->fd);
+	for (uint32_t b = 0; p->block_fd && b < p->nr_blocks; b++)
+		if (p->block_fd[b] >= 0)
+			close(p->block_fd[b]);
+	if (p->dir_fd >= 0)
+		close(p->dir_fd);
 	free(p->block_huge);
+	free(p->block_present);
+	free(p->block_fd);
 	memset(p, 0, sizeof(*p));
-	p->fd = -1;
+	p->dir_fd = -1;
 }

@@ -1,4 +1,4 @@
-/* pool.h: the frame pool: one shmem file on a huge= tmpfs, mapped linearly as the VMM's direct map. */
+/* pool.h: the frame pool: one file per 2 MiB block on a huge= tmpfs (or hugetlbfs), the blocks mapped side by side as the VMM's direct map. */
 #ifndef VMC_MM_POOL_H
 #define VMC_MM_POOL_H
 
@@ -15,7 +15,9 @@ enum pool_backing {
 const char *pool_backing__name(enum pool_backing b);
 
 struct pool_config {
-	uint64_t size;          /* bytes, multiple of 2 MiB */
+	uint64_t size;          /* bytes present at start, multiple of 2 MiB */
+	uint64_t capacity;      /* bytes of frame space, >= size (0: size): blocks beyond size start
+				 * absent and can be added later (pool__block_add: borrowing) */
 	const char *path;       /* NULL: private tmpfs mount; else a directory (tmpfs/hugetlbfs) */
 	bool prefault;          /* touch every frame at start-up (default true) */
 	unsigned prefault_threads; /* 0: one per online CPU (at most POOL_PREFAULT_THREADS_MAX) */
@@ -27,11 +29,16 @@ struct pool_config {
 typedef void (*pool_copy_fn)(void *dst, const void *src);
 
 struct pool {
-	int fd;
-	uint8_t *base;            /* direct map: frame f is base + f * 4096 */
-	uint64_t size;
-	uint32_t nr_frames;
-	uint32_t nr_blocks;       /* 2 MiB blocks */
+	int dir_fd;               /* directory the block files are made in (O_TMPFILE); -1: memfds */
+	int *block_fd;            /* per 2 MiB block: its own file, -1 while the block is absent */
+	uint8_t *block_present;   /* per block: 1 if it has a file, mapped in the direct map */
+	uint32_t nr_present;      /* blocks present */
+	uint32_t nr_present_start;/* blocks present at create: [0, nr_present_start) */
+	uint32_t files_made;      /* block files created so far (names for the non-O_TMPFILE path) */
+	uint8_t *base;            /* direct map: frame f is base + f * 4096 (absent blocks PROT_NONE) */
+	uint64_t size;            /* bytes of frame space (capacity) */
+	uint32_t nr_frames;       /* frames of frame space */
+	uint32_t nr_blocks;       /* 2 MiB blocks of frame space */
 	enum pool_backing backing;
 	char mount_dir[PATH_MAX]; /* where the private tmpfs was mounted; already detached and
 				   * removed by pool__create (the fd keeps it alive), kept for messages */
@@ -50,7 +57,29 @@ struct pool {
 
 int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen);
 void pool__destroy(struct pool *p);
-/* Fault the whole pool in (MADV_POPULATE_WRITE) on `threads` threads (0: one per CPU). */
+/* Bytes of the pool's blocks that are present (its resident size once faulted in). */
+static inline uint64_t pool__present_bytes(const struct pool *p)
+{
+	return (uint64_t)p->nr_present << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER);
+}
+static inline bool pool__block_present(const struct pool *p, uint32_t b)
+{
+	return b < p->nr_blocks && p->block_present[b];
+}
+/* Make absent block b present: a new file, mapped at its place in the direct map; with fault,
+ * faulted in and checked for being one host huge page. 0 or -errno (message in err). */
+int pool__block_add(struct pool *p, uint32_t b, bool fault, char *err, size_t errlen);
+/* Fault in present blocks blocks[0..n) on up to `threads` threads (0: one per CPU); rc[i] = 0 or
+ * -errno per block. Then pool__refresh_block each. */
+void pool__populate_blocks(struct pool *p, const uint32_t *blocks, uint32_t n, unsigned threads, int *rc);
+/* Give present block b back to the host: its direct-map range becomes PROT_NONE and its file
+ * is closed (its memory freed once nothing maps it). The caller makes sure nothing does. */
+void pool__block_drop(struct pool *p, uint32_t b);
+/* Re-read whether present block b is a host huge page. */
+void pool__refresh_block(struct pool *p, uint32_t b);
+/* Free bytes of the filesystem holding the pool (statfs), or -errno. */
+int64_t pool__fs_free_bytes(const struct pool *p);
+/* Fault the present blocks in (MADV_POPULATE_WRITE) on `threads` threads (0: one per CPU). */
 int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen);
 /* Fault in the 2 MiB blocks b with sel[b] == value, through the direct map (so each becomes one
  * host huge page whatever maps it later). Safe while the guest runs. */

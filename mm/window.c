@@ -18,10 +18,11 @@
 /*
  * Mapping model. The kernel merges two adjacent VMAs of the same file when the
  * file offsets are contiguous and the flags agree; an anonymous PROT_NONE hole
- * merges with its neighbour holes. Every window mapping gets the same flags
- * (PROT_READ|PROT_WRITE, MAP_SHARED, MADV_HUGEPAGE), so the window consists of
- * exactly one VMA per maximal run contiguous in GPA and frame, plus one per run
- * of unbacked GPAs. vma_start has a bit per gpfn that starts a VMA; nr_vmas is
+ * merges with its neighbour holes. Every pool block is its own file, and every
+ * window mapping gets the same flags (PROT_READ|PROT_WRITE, MAP_SHARED, and
+ * MADV_HUGEPAGE or not), so the window consists of exactly one VMA per maximal
+ * run contiguous in GPA and frame within one block, plus one per run of unbacked
+ * GPAs. vma_start has a bit per gpfn that starts a VMA; nr_vmas is
  * its popcount, kept exact by recomputing the two boundaries a remap can change.
  * tests/mm/test_window.c checks this against /proc/self/maps.
  */
@@ -50,7 +51,7 @@ static inline bool starts_vma(const struct gpamap *m, gpfn_t g)
 	cur = m->gpfn_frame[g];
 	if (prev == FRAME_NONE || cur == FRAME_NONE)
 		return prev != cur; /* holes join holes; a hole never joins a mapping */
-	return cur != prev + 1;
+	return cur != prev + 1 || !(cur & (MM_PAGEBLOCK_FRAMES - 1)); /* a new block is a new file */
 }
 
 /* Recompute the boundary bit at g (g may be nr_gpfns: no bit there). Returns the change in VMAs. */
@@ -75,13 +76,12 @@ uint64_t window__vmas_needed(const struct gpamap *m)
 	return n;
 }
 
-int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size_t errlen)
+int window__create(struct window *w, uint64_t size, const int *block_fd, char *err, size_t errlen)
 {
 	uint8_t *raw;
 	uint64_t words;
 
 	memset(w, 0, sizeof(*w));
-	w->pool_fd = -1;
 	if (!size || size % WIN_ALIGN || (size >> MM_PAGE_SHIFT) >= GPFN_NONE) {
 		mm__set_msg(err, errlen, "guest window size %" PRIu64 " is not a positive multiple of 2 MiB "
 			"below 16 TiB", size);
@@ -110,7 +110,7 @@ int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size
 	 * next to an unrelated mapping they could merge with. */
 	w->base = (uint8_t *)(((uintptr_t)raw + WIN_GUARD - 1) & ~(uintptr_t)(WIN_ALIGN - 1));
 	w->size = size;
-	w->pool_fd = pool_fd;
+	w->block_fd = block_fd;
 	w->hugepage_advice = true;
 	/* Nothing mapped yet: the whole window is one hole. */
 	bit_assign(w->vma_start, 0, true);
@@ -124,10 +124,10 @@ void window__destroy(struct window *w)
 		munmap(w->reserve_base, w->reserve_size);
 	free(w->vma_start);
 	memset(w, 0, sizeof(*w));
-	w->pool_fd = -1;
 }
 
-/* Map gpfns [g, g + n) onto frames [f, f + n), or as a PROT_NONE hole if f == FRAME_NONE. */
+/* Map gpfns [g, g + n) onto frames [f, f + n) of one pool block, or as a PROT_NONE hole if
+ * f == FRAME_NONE. */
 static int map_range(struct window *w, gpfn_t g, uint32_t n, frame_t f)
 {
 	uint8_t *addr = w->base + ((uint64_t)g << MM_PAGE_SHIFT);
@@ -137,8 +137,8 @@ static int map_range(struct window *w, gpfn_t g, uint32_t n, frame_t f)
 	if (f == FRAME_NONE)
 		r = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 	else
-		r = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->pool_fd,
-			 (off_t)((uint64_t)f << MM_PAGE_SHIFT));
+		r = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->block_fd[f >> MM_PAGEBLOCK_ORDER],
+			 (off_t)((uint64_t)(f & (MM_PAGEBLOCK_FRAMES - 1)) << MM_PAGE_SHIFT));
 	if (r == MAP_FAILED)
 		return -errno;
 	return 0;

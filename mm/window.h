@@ -7,7 +7,8 @@
 struct window {
 	uint8_t *base;      /* host VA of GPA 0, 2 MiB aligned so HVA and GPA agree in low 21 bits */
 	uint64_t size;      /* guest RAM bytes */
-	int pool_fd;
+	const int *block_fd;  /* the pool's per-block files (pool.block_fd): frame f is page f % 512
+			       * of file block_fd[f / 512] */
 	uint64_t nr_vmas;   /* mappings the window currently consists of (= gpamap runs) */
 	/* --- private to window.c --- */
 	uint32_t nr_gpfns;
@@ -20,7 +21,7 @@ struct window {
 };
 
 /* Reserve the window (PROT_NONE) without mapping anything. */
-int window__create(struct window *w, uint64_t size, int pool_fd, char *err, size_t errlen);
+int window__create(struct window *w, uint64_t size, const int *block_fd, char *err, size_t errlen);
 void window__destroy(struct window *w);
 
 /* Map every backed GPA from the map, one mmap per run. Checks the VMA budget first. */
@@ -37,7 +38,8 @@ int window__remap_4k(struct window *w, const struct gpamap *m, gpfn_t g);
  * 0, -EINVAL if the region is not in order on an aligned block, or -errno from mmap. */
 int window__remap_2m(struct window *w, const struct gpamap *m, uint32_t region);
 
-/* Mappings the window needs for map m (runs plus unbacked holes): what map_all checks. */
+/* Mappings the window needs for map m (runs contiguous in GPA and frame within one pool block,
+ * plus unbacked holes): what map_all checks. */
 uint64_t window__vmas_needed(const struct gpamap *m);
 /* Host VMAs inside the window, counted from /proc/self/maps (slow: tests, debugging). */
 int64_t window__count_host_vmas(const struct window *w);

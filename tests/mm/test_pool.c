@@ -124,7 +124,7 @@ static void test_split_detected(struct pool *p)
 
 	tu_case = "split";
 	CHECK(p->block_huge[1]);
-	CHECK(fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * MiB + 8192, 4096) == 0);
+	CHECK(fallocate(p->block_fd[1], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 4096) == 0);
 	CHECK(madvise(p->base + 2 * MiB, 2 * MiB, 23 /* MADV_POPULATE_WRITE */) == 0);
 	pool__refresh_huge(p);
 	CHECKF(!p->block_huge[1], "block 1 still reported huge after a hole was punched into it");
@@ -157,6 +157,67 @@ static void test_path_huge_never(void)
 	pool__destroy(&p);
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
+}
+
+/* A user-given tmpfs too small for the pool: refused up front, naming what is missing. */
+static void test_path_too_small(void)
+{
+	char dir[] = "/tmp/vmc-test-pool.XXXXXX", err[512];
+	struct pool_config cfg = { .size = 16 * MiB, .prefault = true, .path = dir };
+	struct pool p;
+
+	tu_case = "path-too-small";
+	CHECK(mkdtemp(dir));
+	if (mount("tmpfs", dir, "tmpfs", 0, "huge=always,size=6m")) {
+		printf("path test skipped: cannot mount a tmpfs (%s)\n", strerror(errno));
+		rmdir(dir);
+		return;
+	}
+	CHECK_EQ(pool__create(&p, &cfg, err, sizeof(err)), -ENOSPC);
+	CHECKF(strstr(err, "6 MiB free") && strstr(err, "needs 16 MiB") && strstr(err, "10 MiB missing"), "%s", err);
+	printf("too small: %s\n", err);
+	cfg.prefault = false; /* --no-prefault must not hide it either */
+	CHECK_EQ(pool__create(&p, &cfg, err, sizeof(err)), -ENOSPC);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
+/* Elastic pool: blocks beyond the start size are absent (PROT_NONE) until added; an added block
+ * is its own file, faulted in, a huge page; dropping it gives its memory back. */
+static void test_add_drop(void)
+{
+	struct pool_config cfg = { .size = 8 * MiB, .capacity = 16 * MiB, .prefault = true };
+	unsigned char vec[1];
+	struct pool p;
+	char err[512];
+
+	tu_case = "add-drop";
+	CHECKF(pool__create(&p, &cfg, err, sizeof(err)) == 0, "%s", err);
+	CHECK_EQ(p.nr_blocks, 8);
+	CHECK_EQ(p.nr_present, 4);
+	CHECK_EQ(pool__present_bytes(&p), 8 * MiB);
+	for (uint32_t b = 0; b < 4; b++)
+		for (uint32_t c = b + 1; c < 4; c++)
+			CHECK(p.block_fd[b] >= 0 && p.block_fd[b] != p.block_fd[c]);
+	CHECK(!pool__block_present(&p, 6) && p.block_fd[6] == -1);
+	/* absent: reserved PROT_NONE, nothing resident */
+	CHECK(mincore(p.base + 6 * 2 * MiB, 4096, vec) == 0 && !(vec[0] & 1));
+	CHECKF(pool__block_add(&p, 6, true, err, sizeof(err)) == 0, "%s", err);
+	CHECK(pool__block_present(&p, 6));
+	CHECK_EQ(p.nr_present, 5);
+	CHECK(pool__block_add(&p, 6, true, err, sizeof(err)) == -EINVAL);
+	fill_frame(&p, 6 * 512 + 7);
+	pool__copy_frame(&p, 2, 6 * 512 + 7);
+	CHECK(frame_has(&p, 2, 6 * 512 + 7));
+	if (p.backing == POOL_BACKING_THP && p.huge_exact)
+		CHECK(p.block_huge[6]);
+	pool__block_drop(&p, 6);
+	CHECK(!pool__block_present(&p, 6) && p.block_fd[6] == -1 && !p.block_huge[6]);
+	CHECK_EQ(p.nr_present, 4);
+	CHECK(mincore(p.base + 6 * 2 * MiB, 4096, vec) == 0 && !(vec[0] & 1));
+	CHECK(frame_has(&p, 2, 6 * 512 + 7)); /* what was copied out stays */
+	printf("add/drop: block 6 added (%s), dropped; %u present\n", p.block_huge[6] ? "huge" : "checked", p.nr_present);
+	pool__destroy(&p);
 }
 
 /* Not root: no mount, so a memfd; pagemap PFNs hidden, so the smaps count. Runs in a child. */
@@ -248,8 +309,10 @@ int main(int argc, char **argv)
 	}
 	pool__destroy(&p);
 
+	test_add_drop();
 	if (geteuid() == 0) {
 		test_path_huge_never();
+		test_path_too_small();
 		test_fallback();
 	}
 	if (skip_reason)

@@ -25,7 +25,7 @@ static void check_scatter(struct dc_env *env, const struct defrag_stats *st, uin
 	CHECK(moved * 10 >= nr * 8); /* 4000 picks of 16384 pages: about 89 % distinct */
 	CHECK_EQ(dc_verify_content(env), 0); /* ballast is never touched */
 	dc_check_maps(env);
-	CHECK_EQ(mm->win.nr_vmas, gpamap__count_runs(&mm->map));
+	CHECK_EQ(mm->win.nr_vmas, window__vmas_needed(&mm->map));
 	CHECK_EQ(st->regions_backed_2m, dc_backed_2m(mm));
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++) {
 		bool touched = false;
@@ -59,7 +59,7 @@ static void check_defrag(struct dc_env *env, const struct defrag_stats *st)
 	CHECK_EQ(st->error, 0);
 	dc_verify_content(env);
 	dc_check_maps(env);
-	CHECK_EQ(mm->win.nr_vmas, gpamap__count_runs(&mm->map));
+	CHECK_EQ(mm->win.nr_vmas, window__vmas_needed(&mm->map));
 	CHECK_EQ(st->delta.pages_copied, st->pages_copied);
 	CHECK_EQ(st->regions_backed_2m, dc_backed_2m(mm));
 	CHECK_EQ(st->regions_huge_mapped, st->regions_backed_2m);

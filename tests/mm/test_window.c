@@ -49,7 +49,7 @@ static void check_vmas(struct fixture *fx, const char *when)
 	CHECKF(host == (int64_t)fx->w.nr_vmas, "%s: window says %llu VMAs, /proc/self/maps %lld", when,
 	       (unsigned long long)fx->w.nr_vmas, (long long)host);
 	CHECK_EQ(fx->w.nr_vmas, window__vmas_needed(&fx->m));
-	CHECK_EQ(fx->w.nr_vmas, gpamap__count_runs(&fx->m)); /* fully backed: VMAs == runs */
+	CHECK_EQ(fx->w.nr_vmas, window__vmas_needed(&fx->m)); /* fully backed: no holes */
 }
 
 /* kB PMD-mapped (shmem THP mapped with one 2 MiB entry) in [lo, hi), from /proc/self/smaps. */
@@ -99,7 +99,7 @@ static void fixture_init(struct fixture *fx, uint64_t guest, uint64_t slack, dou
 		w[0] = gsig(g);
 		w[511] = ~gsig(g);
 	}
-	CHECKF(window__create(&fx->w, guest, fx->pool.fd, err, sizeof(err)) == 0, "%s", err);
+	CHECKF(window__create(&fx->w, guest, fx->pool.block_fd, err, sizeof(err)) == 0, "%s", err);
 	CHECK(((uintptr_t)fx->w.base & (2 * MiB - 1)) == 0);
 	fx->w.hugepage_advice = advice;
 	CHECKF(window__map_all(&fx->w, &fx->m, err, sizeof(err)) == 0, "%s", err);
@@ -274,7 +274,8 @@ static void test_scenario(bool advice)
 	fixture_exit(&fx);
 }
 
-/* Linear neighbours: a region collapsed between two in-order regions merges into one VMA. */
+/* Linear neighbours: every pool block is its own file, so a linear window is one VMA per region;
+ * a region split by a 4 KiB move and restored, or moved to another block, comes back to that. */
 static void test_merge_neighbours(void)
 {
 	struct fixture fx;
@@ -282,19 +283,19 @@ static void test_merge_neighbours(void)
 
 	tu_case = "merge";
 	fixture_init(&fx, 8 * MiB, 8 * MiB, 0.0, true);
-	CHECK_EQ(fx.w.nr_vmas, 1); /* age 0: one run, one VMA */
+	CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions); /* age 0: one VMA per region (per block file) */
 	check_vmas(&fx, "linear");
-	/* Split region 1 by moving one page away, then put it back: 3 VMAs, then 1. */
+	/* Split region 1 by moving one page away, then put it back: 2 more VMAs, then none. */
 	g = 512 + 100;
 	{
 		frame_t home = gpamap__frame(&fx.m, g), nf = buddy__alloc(&fx.b, 0, MIGRATE_MOVABLE);
 
 		move_4k(&fx, g, nf);
-		CHECK_EQ(fx.w.nr_vmas, 3);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions + 2);
 		check_vmas(&fx, "split");
 		CHECK(buddy__take(&fx.b, home) == 0);
 		move_4k(&fx, g, home);
-		CHECK_EQ(fx.w.nr_vmas, 1);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions);
 		check_vmas(&fx, "merged back");
 	}
 	/* The same with the first and last page of the window. */
@@ -303,23 +304,24 @@ static void test_merge_neighbours(void)
 		frame_t home = gpamap__frame(&fx.m, e);
 
 		move_4k(&fx, e, buddy__alloc(&fx.b, 0, MIGRATE_MOVABLE));
-		CHECK_EQ(fx.w.nr_vmas, 2);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions + 1);
 		check_vmas(&fx, "edge split");
 		CHECK(buddy__take(&fx.b, home) == 0);
 		move_4k(&fx, e, home);
-		CHECK_EQ(fx.w.nr_vmas, 1);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions);
 	}
-	/* Region 1 away to a slack block with one 2M remap (3 VMAs), then home again: 1 VMA. */
+	/* Region 1 away to a slack block with one 2M remap, then home again: one VMA per region. */
 	{
 		frame_t f0 = pick_block(&fx);
 
 		CHECK(f0 != FRAME_NONE && f0 >= 4 * 512);
 		evacuate(&fx, f0);
 		collapse(&fx, 1, f0, false);
-		CHECK_EQ(fx.w.nr_vmas, 3);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions);
+		check_vmas(&fx, "region on another block");
 		CHECK(buddy__take_block(&fx.b, 512, MM_PAGEBLOCK_ORDER) == 0);
 		collapse(&fx, 1, 512, false);
-		CHECK_EQ(fx.w.nr_vmas, 1);
+		CHECK_EQ(fx.w.nr_vmas, fx.m.nr_regions);
 	}
 	check_all(&fx);
 	fixture_exit(&fx);
@@ -349,7 +351,7 @@ static void test_budget(void)
 
 	/* map_all refuses before mapping anything when the budget is too small. */
 	fixture_init(&fx, 8 * MiB, 4 * MiB, 1.0, true);
-	CHECK(window__create(&w, 8 * MiB, fx.pool.fd, err, sizeof(err)) == 0);
+	CHECK(window__create(&w, 8 * MiB, fx.pool.block_fd, err, sizeof(err)) == 0);
 	CHECK(vma_budget__read(&vb) == 0);
 	w.fake_max_map_count = vb.in_use + 1000 + 100; /* 100 available, ~2000 needed */
 	CHECK(window__map_all(&w, &fx.m, err, sizeof(err)) == -ENOMEM);
@@ -496,7 +498,7 @@ static void test_mm_refusal(void)
 		printf("1 GiB age 0.9 refused: %s\n", err);
 	} else {
 		CHECKF(ret == 0, "%s", err);
-		CHECK_EQ(mm.win.nr_vmas, gpamap__count_runs(&mm.map));
+		CHECK_EQ(mm.win.nr_vmas, window__vmas_needed(&mm.map));
 		printf("1 GiB age 0.9 mapped: %llu VMAs\n", (unsigned long long)mm.win.nr_vmas);
 		mm__destroy(&mm);
 	}

@@ -89,8 +89,7 @@ static void restore(const char *path, bool use_layout, struct mm *out, struct mm
 	if (snap_file__open(&f, path, 0, err, sizeof(err)))
 		FAIL("open %s: %s", path, err);
 	CHECK(snap_file__mm_config(&f, use_layout, &cfg, err, sizeof(err)) == 0);
-	cfg.prefault = true;
-	cfg.prefault_async = true; /* the pool faults in while the records are read */
+	cfg.prefault = false; /* the restore faults the pool in while the records land */
 	create(out, &cfg, use_layout ? "layout restore" : "linear restore");
 	if (snap_file__restore(&f, out, &rs, err, sizeof(err)))
 		FAIL("restore %s: %s", path, err);

@@ -135,6 +135,13 @@ int snap_io__queue(struct snap_io *io, bool write, unsigned slot, uint32_t buf_o
 	return 0;
 }
 
+int snap_io__submit(struct snap_io *io)
+{
+	int ret = io_uring_submit(&io->ring);
+
+	return ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR ? ret : 0;
+}
+
 int snap_io__reap(struct snap_io *io, unsigned min_done, snap_io_done_fn done, void *ctx)
 {
 	unsigned handled = 0;

@@ -41,6 +41,9 @@ static inline uint8_t *snap_io__buf(const struct snap_io *io, unsigned slot)
  * buf_off, len and file_off are multiples of 4 KiB. The completion carries (slot, len). */
 int snap_io__queue(struct snap_io *io, bool write, unsigned slot, uint32_t buf_off, uint32_t len, uint64_t file_off);
 
+/* Hand what is queued to the kernel now (so that it overlaps with staging the next buffer). */
+int snap_io__submit(struct snap_io *io);
+
 /* A finished request: its slot, the length asked and the result (bytes or -errno). */
 typedef int (*snap_io_done_fn)(void *ctx, unsigned slot, uint32_t len, int res);
 /* Submit what is queued and handle completions until at least min_done have been handled.

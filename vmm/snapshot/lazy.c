@@ -214,6 +214,8 @@ static void *lazy__prefetcher(void *opaque)
 			ret = snap_io__reap(&f->io, 1, prefetch_done, &c);
 		if (!ret)
 			ret = snap__queue_region_read(f, &c.slots, r);
+		if (!ret)
+			ret = snap_io__submit(&f->io);
 	}
 	if (!ret)
 		ret = snap_io__reap(&f->io, f->io.inflight, prefetch_done, &c);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "mm/util.h"
@@ -190,9 +191,49 @@ void snap__region_place(struct mm *mm, uint32_t r, const struct snap_region *e, 
 			       buf + (size_t)i * SNAP_PAGE_SIZE, SNAP_PAGE_SIZE);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * The pool is faulted in from both ends at once: the records land in GPA order from the first
+ * block up (a copy into a block faults it in), this thread faults blocks in from the last one
+ * down. Whoever claims a block first faults it; they meet in the middle. Cold host huge pages
+ * cost milliseconds each, so this overlaps the two costs instead of adding them.
+ */
+struct fault_ahead {
+	struct mm *mm;
+	uint8_t *claimed;          /* per pool block, atomic */
+	int stop;                  /* atomic */
+	uint32_t faulted;
+	pthread_t thread;
+	bool started;
+};
+
+static bool fault_ahead__claim(struct fault_ahead *fa, uint32_t b)
+{
+	return !__atomic_exchange_n(&fa->claimed[b], 1, __ATOMIC_ACQ_REL);
+}
+
+static void *fault_ahead__thread(void *opaque)
+{
+	struct fault_ahead *fa = opaque;
+
+	for (uint32_t b = fa->mm->pool.nr_blocks; b-- > 0 && !__atomic_load_n(&fa->stop, __ATOMIC_ACQUIRE);) {
+		if (!fault_ahead__claim(fa, b))
+			continue;
+		/* an absent block (PROT_NONE: borrowable space) just fails; nothing to fault */
+		if (!madvise(pool__frame_ptr(&fa->mm->pool, b * MM_PAGEBLOCK_FRAMES), SNAP_REGION_SIZE,
+			     MADV_POPULATE_WRITE))
+			fa->faulted++;
+	}
+	return NULL;
+}
+
 struct read_ctx {
 	struct snap_file *f;
 	struct mm *mm;
+	struct fault_ahead fa;
 	struct snap_slots slots;
 	char *err;
 	size_t errlen;
@@ -219,6 +260,8 @@ static int read_done(void *opaque, unsigned slot, uint32_t len, int res)
 			 "computed %08x)", r, (uint64_t)r * SNAP_REGION_SIZE, e->crc, crc);
 		return -EINVAL;
 	}
+	if (c->fa.claimed && gpamap__region_in_order(&c->mm->map, r))
+		fault_ahead__claim(&c->fa, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION) / MM_PAGEBLOCK_FRAMES);
 	snap__region_place(c->mm, r, e, snap_io__buf(&c->f->io, slot));
 	c->slots.free[c->slots.nr_free++] = slot;
 	return 0;
@@ -256,6 +299,9 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 		return -EINVAL;
 	}
 	snap__slots_init(&c.slots, f->io.depth);
+	c.fa.mm = mm;
+	c.fa.claimed = calloc(mm->pool.nr_blocks, 1);
+	c.fa.started = c.fa.claimed && !pthread_create(&c.fa.thread, NULL, fault_ahead__thread, &c.fa);
 	for (uint32_t r = 0; r < f->h.nr_regions && !ret; r++) {
 		if (!f->table[r].nr_present)
 			continue;
@@ -263,6 +309,8 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 			ret = snap_io__reap(&f->io, 1, read_done, &c);
 		if (!ret)
 			ret = snap__queue_region_read(f, &c.slots, r);
+		if (!ret)
+			ret = snap_io__submit(&f->io);
 		st->present_pages += f->table[r].nr_present;
 	}
 	if (!ret)
@@ -271,8 +319,17 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 		snprintf(err, errlen, "snapshot: read: %s", strerror(-ret));
 	st->data_bytes = st->present_pages * SNAP_PAGE_SIZE;
 	st->read_ns = mm__now_ns() - t0;
+	if (c.fa.started) {
+		if (ret)
+			__atomic_store_n(&c.fa.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(c.fa.thread, NULL);
+	}
+	free(c.fa.claimed);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&mm->lock);
+	pool__refresh_huge(&mm->pool);
+	pthread_mutex_unlock(&mm->lock);
 	ret = mm__wait_ready(mm);
 	st->ready_ns = mm__now_ns() - t0;
 	if (ret)

@@ -69,10 +69,10 @@ static int glue__prepare(struct run_ctx *ctx, struct mm_config *cfg, char *err, 
 	cfg->slack_bytes = c.slack_bytes;
 	cfg->aging = c.aging;
 	cfg->layout = c.layout;
-	/* eager: the pool faults in on a thread while the records are read; lazy: nothing in the page
+	/* eager: the restore faults the pool in while the records are read; lazy: nothing in the page
 	 * cache, so that every first touch is a userfault */
-	cfg->prefault = !ctx->opts.restore_lazy;
-	cfg->prefault_async = !ctx->opts.restore_lazy;
+	cfg->prefault = false;
+	cfg->prefault_async = false;
 	ctx->opts.mem_bytes = c.guest_bytes;
 	ctx->opts.cpus = st->f.h.nr_vcpus;
 	snprintf(ctx->opts.workload_text, sizeof(ctx->opts.workload_text), "restored from %s", ctx->opts.restore_path);

@@ -80,9 +80,10 @@ struct snap_restore_stats {
 	char io_note[160];
 };
 
-/* Eager restore: read every record (checksum checked) into mm's frames. mm must have been created
- * from snap_file__mm_config. Waits for mm's prefault before returning. 0, -EINVAL (bad record:
- * message names it) or -errno. */
+/* Eager restore: read every record (checksum checked) into mm's frames, and fault the whole pool
+ * in meanwhile (from the top down, while the records land from the bottom up). mm must have been
+ * created from snap_file__mm_config, best with prefault = false (the restore does it; with mm's
+ * own prefault the two just share the work). 0, -EINVAL (bad record: message names it) or -errno. */
 int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_stats *st, char *err, size_t errlen);
 
 /* True if the page is all zero (absent from a snapshot). */

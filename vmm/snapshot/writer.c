@@ -165,6 +165,8 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 			c.slots.pending[slot]++;
 			w->st.data_bytes += (uint64_t)n * SNAP_PAGE_SIZE;
 		}
+		if (!ret)
+			ret = snap_io__submit(&w->io);
 		if (ret)
 			snprintf(err, errlen, "snapshot: queue a write: %s", strerror(-ret));
 		if (!c.slots.pending[slot])

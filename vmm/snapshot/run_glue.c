@@ -172,8 +172,14 @@ static int glue__live_rewrite(struct run_ctx *ctx, struct snap_writer *w, char *
 		snprintf(err, errlen, "snapshot: out of memory for the dirty log");
 	if (!ret)
 		ret = snap_dirty__get(ctx->vm.fd, bitmap, err, errlen);
-	if (!ret && snap_dirty__regions(bitmap, nr_regions, sel))
+	if (!ret) {
+		snap_dirty__regions(bitmap, nr_regions, sel);
+		/* KVM logs the guest's writes only; the VMM writes hypercall results, reports and the
+		 * boot info into the agent's memory below the workload: always rewrite that. */
+		for (uint64_t gpa = 0; gpa < VMC_GPA_WORKLOAD && gpa < ctx->vm.ram_bytes; gpa += SNAP_REGION_SIZE)
+			sel[gpa / SNAP_REGION_SIZE] = 1;
 		ret = snap_writer__write_regions(w, sel, err, errlen);
+	}
 	free(bitmap);
 	free(sel);
 	return ret;

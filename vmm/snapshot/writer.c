@@ -127,9 +127,10 @@ static void writer__stage(struct snap_writer *w, uint32_t r, uint8_t *buf)
 
 	memset(e, 0, sizeof(*e));
 	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++) {
-		const uint8_t *src = pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0 + p));
+		frame_t f = gpamap__frame(m, g0 + p);
+		const uint8_t *src = f == FRAME_NONE ? NULL : pool__frame_ptr(&w->mm->pool, f);
 
-		if (snap__page_is_zero(src))
+		if (!src || snap__page_is_zero(src))
 			continue;
 		memcpy(buf + (size_t)p * SNAP_PAGE_SIZE, src, SNAP_PAGE_SIZE);
 		e->present[p / 64] |= 1ull << (p % 64);

@@ -195,6 +195,7 @@ void vm__pause(struct vm *vm)
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_depth++ == 0) {
+		vm->pause.held_since_ns = t0;
 		__atomic_store_n(&vm->pause_req, 1, __ATOMIC_SEQ_CST);
 		vm__kick_all(vm);
 	}
@@ -215,6 +216,11 @@ void vm__resume(struct vm *vm)
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_depth && --vm->pause_depth == 0) {
+		uint64_t held = util__now_ns() - vm->pause.held_since_ns;
+
+		vm->pause.held_total_ns += held;
+		if (held > vm->pause.held_max_ns)
+			vm->pause.held_max_ns = held;
 		__atomic_store_n(&vm->pause_req, 0, __ATOMIC_SEQ_CST);
 		wake = true;
 	}

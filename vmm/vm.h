@@ -24,9 +24,16 @@ struct vm_config {
 	FILE *console;             /* where guest console lines go (prefixed "guest[N]: ") */
 };
 
+/*
+ * Two different durations, named apart: how long stopping the vCPUs takes (the latency
+ * of vm__pause) and how long they stay stopped (request -> vm__resume, which is what the
+ * defrag engine's pause_max_us measures per step).
+ */
 struct vm_pause_stats {
 	uint64_t count;
-	uint64_t total_ns, max_ns, last_ns;    /* request -> every vCPU parked */
+	uint64_t total_ns, max_ns, last_ns;    /* stop latency: request -> every vCPU parked */
+	uint64_t held_total_ns, held_max_ns;   /* held: request -> resume (outermost pause) */
+	uint64_t held_since_ns;                /* request time of the pause now held */
 };
 
 struct vm {

@@ -24,8 +24,9 @@
  * fresh pool frame holds. Each region's entry has a 512-bit bitmap of present pages, their count, and
  * the CRC32C (Castagnoli) of the present pages' bytes concatenated in ascending page order.
  * The header carries the CRC32C of the vCPU section, of the layout section and of the region table,
- * and its own CRC32C (computed with header_crc = 0). The header is written last: a snapshot whose
- * writer died has no valid header.
+ * and its own CRC32C (computed with header_crc = 0). The header is written last, then the file is
+ * synced once: a snapshot whose writer died has no valid header; after a crash during that sync a
+ * record that did not reach the disk fails its CRC when it is read.
  *
  * Compatibility: a reader refuses another magic or version, a header_size or record geometry it
  * does not know, and any section that does not lie inside the file. Version 1 stores the vCPU state

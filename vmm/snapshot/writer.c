@@ -232,11 +232,10 @@ int snap_writer__finish(struct snap_writer *w, const struct snap_vcpu *vcpus, ui
 	memcpy(hdr, h, sizeof(*h));
 	h->header_crc = snap__header_crc(hdr);
 	memcpy(hdr, h, sizeof(*h));
-	/* Sections first and synced, the header last: no valid header before the rest is on disk. */
+	/* Sections first, the header last, then one sync. A crash may still leave a valid header over
+	 * records that never reached the disk (it may reorder writes): their CRCs refuse them. */
 	ret = snap_io__pwrite_all(&w->io, meta + SNAP_HEADER_SIZE, h->table_off + h->table_len - SNAP_HEADER_SIZE,
 				  SNAP_HEADER_SIZE);
-	if (!ret && fdatasync(w->io.fd))
-		ret = -errno;
 	if (!ret)
 		ret = snap_io__pwrite_all(&w->io, hdr, SNAP_HEADER_SIZE, 0);
 	if (!ret && fdatasync(w->io.fd))

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -192,8 +193,9 @@ static void ram__classify(struct qemu_ramblock *b, const struct maps_entry *m)
 	if (b->kind != RAM_ANON && (b->start - b->file_offset) % HUGE_2M) {
 		snprintf(b->note, sizeof(b->note),
 			 "mapped at 0x%" PRIx64 " for file offset 0x%" PRIx64 ": not 2 MiB-congruent, "
-			 "so the kernel cannot map it with 2 MiB pages (QEMU gives memfd no "
-			 "align=; use memory-backend-file,align=2M)", b->start, b->file_offset);
+			 "so the kernel cannot map it with 2 MiB pages (QEMU aligns memfd and files "
+			 "without align= to 4 KiB; use memory-backend-file,align=2M)", b->start,
+			 b->file_offset);
 		return;
 	}
 	if ((b->end & ~(HUGE_2M - 1)) <= ((b->start + HUGE_2M - 1) & ~(HUGE_2M - 1))) {
@@ -598,6 +600,27 @@ static void target__qom_string(struct qemu_target *t, const char *id, const char
 	json_object_put(ret);
 }
 
+/* A file mapping's filesystem, through /proc/PID/map_files (it may live in another mount namespace). */
+static void ram__refine_kind(pid_t pid, struct qemu_ramblock *b)
+{
+	char link[96];
+	struct statfs sf;
+
+	if (!b->identified || b->kind == RAM_ANON)
+		return;
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, b->start,
+		 b->end);
+	if (statfs(link, &sf) < 0)
+		return;
+	if (sf.f_type == 0x958458f6) {            /* HUGETLBFS_MAGIC */
+		b->kind = RAM_HUGETLB;
+		b->collapsible = false;
+		snprintf(b->note, sizeof(b->note), "hugetlbfs: already on huge pages");
+	} else if (sf.f_type == 0x01021994) {     /* TMPFS_MAGIC: memfd, /dev/shm, tmpfs files */
+		b->kind = RAM_SHMEM;
+	}
+}
+
 int qemu_target__find_ram(struct qemu_target *t, char *err, size_t errlen)
 {
 	struct json_object *ret = NULL;
@@ -632,6 +655,8 @@ int qemu_target__find_ram(struct qemu_target *t, char *err, size_t errlen)
 	if (r == 0) {
 		qemu_ram__match(devs, nr_dev, maps, nr_maps, t->blocks);
 		t->nr_blocks = nr_dev;
+		for (size_t i = 0; i < nr_dev; i++)
+			ram__refine_kind(t->pid, &t->blocks[i]);
 	}
 	free(maps);
 	free(devs);

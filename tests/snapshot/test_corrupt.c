@@ -142,7 +142,7 @@ int main(void)
 	if (mm__create(&mm, &cfg, err, sizeof(err)))
 		FAIL("mm__create: %s", err);
 	for (uint64_t gpa = 0; gpa < GUEST; gpa += 4096)
-		if (gpa / 4096 % 3)
+		if (gpa / 4096 % 3 || (gpa >> 21) == 1) /* region 1 whole: read straight into its block */
 			memset(window__gpa_ptr(&mm.win, gpa), (int)(gpa >> 12) | 1, 4096);
 	snprintf(path, sizeof(path), "/dev/shm/vmcompact-corrupt.%d", (int)getpid());
 	snprintf(bad, sizeof(bad), "%s.bad", path);
@@ -199,6 +199,10 @@ int main(void)
 	b[h.data_off + 4096 + 17] ^= 1; /* page 1 is present (gpa/4096 % 3 != 0) */
 	spit(bad, b, len);
 	expect_refused(bad, "memory byte flipped", "region 0", &mm);
+	memcpy(b, orig, len);
+	b[h.data_off + (2 << 20) + 12345] ^= 0x10;
+	spit(bad, b, len);
+	expect_refused(bad, "whole-region byte flipped", "region 1", &mm);
 
 	/* Random damage anywhere: a change in the metadata is always refused; in the data area only a
 	 * change to a present page is (a hole is never read), and an accepted file restores exactly. */

@@ -10,6 +10,7 @@ struct snap_slots {
 	unsigned nr_free;
 	unsigned pending[SNAP_IO_MAX_DEPTH];
 	uint32_t region[SNAP_IO_MAX_DEPTH];  /* reader: the region a buffer holds */
+	uint8_t direct[SNAP_IO_MAX_DEPTH];   /* reader: read straight into the region's pool block */
 };
 
 void snap__slots_init(struct snap_slots *s, unsigned depth);

@@ -108,20 +108,37 @@ void snap_io__close(struct snap_io *io)
 	io->fd = -1;
 }
 
-int snap_io__queue(struct snap_io *io, bool write, unsigned slot, uint32_t buf_off, uint32_t len, uint64_t file_off)
+static struct io_uring_sqe *snap_io__sqe(struct snap_io *io)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-	uint8_t *buf = snap_io__buf(io, slot) + buf_off;
-	int ret;
 
-	if (!sqe) {
-		ret = io_uring_submit(&io->ring);
-		if (ret < 0)
-			return ret;
+	if (!sqe && io_uring_submit(&io->ring) >= 0)
 		sqe = io_uring_get_sqe(&io->ring);
-		if (!sqe)
-			return -EBUSY;
-	}
+	return sqe;
+}
+
+int snap_io__queue_at(struct snap_io *io, bool write, unsigned slot, void *addr, uint32_t len, uint64_t file_off)
+{
+	struct io_uring_sqe *sqe = snap_io__sqe(io);
+
+	if (!sqe)
+		return -EBUSY;
+	if (write)
+		io_uring_prep_write(sqe, io->fd, addr, len, file_off);
+	else
+		io_uring_prep_read(sqe, io->fd, addr, len, file_off);
+	io_uring_sqe_set_data64(sqe, (uint64_t)slot | (uint64_t)len << 32);
+	io->inflight++;
+	return 0;
+}
+
+int snap_io__queue(struct snap_io *io, bool write, unsigned slot, uint32_t buf_off, uint32_t len, uint64_t file_off)
+{
+	struct io_uring_sqe *sqe = snap_io__sqe(io);
+	uint8_t *buf = snap_io__buf(io, slot) + buf_off;
+
+	if (!sqe)
+		return -EBUSY;
 	if (io->fixed && write)
 		io_uring_prep_write_fixed(sqe, io->fd, buf, len, file_off, (int)slot);
 	else if (io->fixed)

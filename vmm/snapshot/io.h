@@ -41,6 +41,10 @@ static inline uint8_t *snap_io__buf(const struct snap_io *io, unsigned slot)
  * buf_off, len and file_off are multiples of 4 KiB. The completion carries (slot, len). */
 int snap_io__queue(struct snap_io *io, bool write, unsigned slot, uint32_t buf_off, uint32_t len, uint64_t file_off);
 
+/* The same straight to or from addr (not a staging buffer, not registered: e.g. a pool block the
+ * guest cannot see yet); slot only tags the completion. addr 4 KiB aligned. */
+int snap_io__queue_at(struct snap_io *io, bool write, unsigned slot, void *addr, uint32_t len, uint64_t file_off);
+
 /* Hand what is queued to the kernel now (so that it overlaps with staging the next buffer). */
 int snap_io__submit(struct snap_io *io);
 

@@ -254,17 +254,40 @@ static int read_done(void *opaque, unsigned slot, uint32_t len, int res)
 	if (--c->slots.pending[slot])
 		return 0;
 	e = &c->f->table[r];
-	crc = snap__region_crc(e, snap_io__buf(&c->f->io, slot));
+	crc = snap__region_crc(e, c->slots.direct[slot] ? pool__frame_ptr(&c->mm->pool, gpamap__frame(&c->mm->map,
+			       r * SNAP_PAGES_PER_REGION)) : snap_io__buf(&c->f->io, slot));
 	if (crc != e->crc) {
 		snprintf(c->err, c->errlen, "snapshot: region %u (GPA 0x%" PRIx64 ") checksum mismatch (stored %08x, "
 			 "computed %08x)", r, (uint64_t)r * SNAP_REGION_SIZE, e->crc, crc);
 		return -EINVAL;
 	}
-	if (c->fa.claimed && gpamap__region_in_order(&c->mm->map, r))
-		fault_ahead__claim(&c->fa, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION) / MM_PAGEBLOCK_FRAMES);
-	snap__region_place(c->mm, r, e, snap_io__buf(&c->f->io, slot));
+	if (!c->slots.direct[slot]) {
+		if (c->fa.claimed && gpamap__region_in_order(&c->mm->map, r))
+			fault_ahead__claim(&c->fa, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION) / MM_PAGEBLOCK_FRAMES);
+		snap__region_place(c->mm, r, e, snap_io__buf(&c->f->io, slot));
+	}
 	c->slots.free[c->slots.nr_free++] = slot;
 	return 0;
+}
+
+/*
+ * A whole region onto its own block: read it straight there (the read faults the block in as one
+ * huge page), no staging copy. The guest does not run yet, so nothing else sees the block.
+ */
+static int read__queue_direct(struct read_ctx *c, uint32_t r)
+{
+	struct snap_file *f = c->f;
+	uint8_t *block = pool__frame_ptr(&c->mm->pool, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION));
+	unsigned slot = c->slots.free[--c->slots.nr_free];
+	int ret;
+
+	if (c->fa.claimed)
+		fault_ahead__claim(&c->fa, (uint32_t)((block - c->mm->pool.base) / SNAP_REGION_SIZE));
+	c->slots.region[slot] = r;
+	c->slots.direct[slot] = 1;
+	ret = snap_io__queue_at(&f->io, false, slot, block, SNAP_REGION_SIZE, f->h.data_off + (uint64_t)r * SNAP_REGION_SIZE);
+	c->slots.pending[slot] = !ret;
+	return ret;
 }
 
 /* Queue the reads of region r's present runs into a free staging buffer. */
@@ -276,6 +299,7 @@ int snap__queue_region_read(struct snap_file *f, struct snap_slots *s, uint32_t 
 	int ret = 0;
 
 	s->region[slot] = r;
+	s->direct[slot] = 0;
 	while (!ret && snap__next_run(e, &p, &start, &n)) {
 		ret = snap_io__queue(&f->io, false, slot, start * SNAP_PAGE_SIZE, n * SNAP_PAGE_SIZE,
 				     off + (uint64_t)start * SNAP_PAGE_SIZE);
@@ -307,7 +331,9 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 			continue;
 		while (!ret && !c.slots.nr_free)
 			ret = snap_io__reap(&f->io, 1, read_done, &c);
-		if (!ret)
+		if (!ret && f->table[r].nr_present == SNAP_PAGES_PER_REGION && gpamap__region_in_order(&mm->map, r))
+			ret = read__queue_direct(&c, r);
+		else if (!ret)
 			ret = snap__queue_region_read(f, &c.slots, r);
 		if (!ret)
 			ret = snap_io__submit(&f->io);

@@ -349,12 +349,34 @@ static void qage__usage(FILE *f)
 	fprintf(f, "usage: vmcompact qemu age --domain NAME | --qemu PID | --qmp PATH [--share F]\n"
 		"                          [--seed N]\n\n"
 		"Age a running QEMU guest for tests and demos: split the 2 MiB host pages of a\n"
-		"share of its RAM's 2 MiB regions into 4 KiB pages, as host memory pressure, KSM\n"
+		"share of its anonymous RAM's 2 MiB regions into 4 KiB pages, as host memory pressure, KSM\n"
 		"or migration do (process_madvise(MADV_COLD) on one 4 KiB page per region; the\n"
 		"guest's data stays). Then `vmcompact stat` shows the loss and `defrag` repairs it.\n\n"
 		QEMU_TARGET_USAGE
 		"  --share F         0..1 (1)\n"
 		"  --seed N          region choice (1)\n\n%s", qemu_exit_codes_help);
+}
+
+/*
+ * A partial MADV_COLD splits an anonymous THP into 4 KiB pages, but on shmem it
+ * only unmaps the 2 MiB page (the page cache keeps it whole), so only
+ * anonymous RAM can be aged this way.
+ */
+static int qage__anonymous_only(const struct qemu_target *t, struct collapse_range *ranges,
+				size_t *nr, char *err, size_t errlen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nr_blocks; i++)
+		if (t->blocks[i].collapsible && t->blocks[i].kind == RAM_ANON)
+			ranges[n++] = (struct collapse_range){ t->blocks[i].start, t->blocks[i].end };
+	*nr = n;
+	if (n)
+		return 0;
+	snprintf(err, errlen, "%s has no anonymous guest RAM; qemu age splits anonymous 2 MiB pages "
+		 "only (on shmem MADV_COLD unmaps them and the page cache keeps them whole)",
+		 t->label);
+	return -ENODATA;
 }
 
 int cmd_qemu_age(int argc, char **argv)
@@ -403,6 +425,8 @@ int cmd_qemu_age(int argc, char **argv)
 	if (r)
 		return r;
 	r = qemu_target__ranges(&t, &ranges, &nr, err, sizeof(err));
+	if (r == 0)
+		r = qage__anonymous_only(&t, ranges, &nr, err, sizeof(err));
 	if (r == 0)
 		r = collapse__split(t.pid, ranges, nr, share, seed, &split, err, sizeof(err));
 	if (r < 0) {

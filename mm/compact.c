@@ -383,8 +383,13 @@ enum compact_result compact_zone(struct compact_control *cc)
 			ret = COMPACT_ABORTED;
 			break;
 		}
-		e->progress_done = cc->migrate_pfn;
-		e->progress_total = mm->buddy.nr_frames;
+		/* Both scanners' ground: compaction ends where they meet, not at the last frame.
+		 * Direct compaction inside a collapse is part of that region's work: no report. */
+		if (cc->whole_zone || e->req->mode == DEFRAG_COMPACT) {
+			e->progress_done = cc->migrate_pfn + (cc->free_pfn < mm->buddy.nr_frames ?
+							      mm->buddy.nr_frames - cc->free_pfn : 0);
+			e->progress_total = mm->buddy.nr_frames;
+		}
 		defrag__scan_yield(e);
 	}
 	defrag__hold(e);

@@ -399,10 +399,17 @@ static int frame_vacated(struct plan *p, frame_t f, bool was_foreign_target_page
 	return 0; /* blocks are picked by their blocker counts, free slots found by scanning */
 }
 
+/* Progress moves with the work: pages placed (regions promoted in place count 512). */
+static void plan_progress(struct plan *p)
+{
+	p->e->progress_done = (uint64_t)p->e->st->regions_zero_copy * MM_PAGEBLOCK_FRAMES + p->placed;
+}
+
 static int page_placed(struct plan *p, uint32_t blk)
 {
 	p->home[blk]++;
 	p->placed++;
+	plan_progress(p);
 	if (p->home[blk] == MM_PAGEBLOCK_FRAMES)
 		return fs_push(&p->complete, blk);
 	return 0;
@@ -620,6 +627,7 @@ static int fast_path(struct plan *p, uint32_t blk)
 	}
 	p->home[blk] = MM_PAGEBLOCK_FRAMES;
 	p->placed += copied;
+	plan_progress(p);
 	return 0;
 }
 
@@ -636,6 +644,7 @@ static int zero_copy_all(struct plan *p)
 			ret = defrag__promote_in_place(e, r);
 		if (!ret)
 			p->rstate[r] = RP_COMPLETE;
+		plan_progress(p);
 	}
 	return ret;
 }
@@ -805,7 +814,7 @@ static int execute_ordered(struct plan *p)
 		ret = process_block(p, blk);
 		if (ret == -EAGAIN)
 			ret = stuck(p, "no spare frame to evict into");
-		e->progress_done = e->st->regions_promoted + e->st->regions_zero_copy;
+		plan_progress(p);
 	}
 	return ret;
 }
@@ -864,12 +873,13 @@ int plan__collapse(struct defrag_engine *e)
 	e->st->plan_ns = mm__now_ns() - t;
 	if (ret)
 		goto out;
+	/* in pages to place (mm__defrag reports them as regions' worth of the work) */
 	e->progress_done = 0;
-	e->progress_total = p.targets_left;
+	e->progress_total = p.to_place;
 	for (uint32_t r = 0; r < p.nr_regions; r++)
-		e->progress_total += p.rstate[r] == RP_ZERO;
-	if (e->req->max_regions && e->req->max_regions < e->progress_total)
-		e->progress_total = e->req->max_regions;
+		e->progress_total += p.rstate[r] == RP_ZERO ? MM_PAGEBLOCK_FRAMES : 0;
+	if (e->req->max_regions && (uint64_t)e->req->max_regions * MM_PAGEBLOCK_FRAMES < e->progress_total)
+		e->progress_total = (uint64_t)e->req->max_regions * MM_PAGEBLOCK_FRAMES;
 	ret = zero_copy_all(&p);
 	if (!ret)
 		ret = execute_ordered(&p);

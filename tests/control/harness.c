@@ -45,6 +45,8 @@ static int fake__pause(void *ctx)
 	}
 	h->at_gate = 0;
 	__atomic_add_fetch(&h->pauses, 1, __ATOMIC_RELAXED);
+	if (h->on_pause)
+		h->on_pause(h);
 	if (delay > 0)
 		usleep((useconds_t)delay);
 	return 0;

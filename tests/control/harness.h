@@ -35,6 +35,7 @@ struct harness {
 	_Atomic int gate_closed;       /* pause() blocks while set: holds a job in its first step */
 	_Atomic int at_gate;           /* a pause() is waiting at the closed gate */
 	uint64_t pauses, resumes;      /* atomics */
+	void (*on_pause)(struct harness *h); /* called in each pause(), on the job's thread */
 
 	/* fake VMM main loop: request_stop -> control__destroy from another thread */
 	pthread_t main_thread;

@@ -258,6 +258,89 @@ static void test_no_huge_pages(void)
 	printf("ok defrag on a 4 KiB pool refused with the reason; compact still runs\n");
 }
 
+
+/* Item 10: progress in one unit (guest regions) for every algorithm, moving with the work. */
+struct progress_sample {
+	uint64_t done, total, steps;
+};
+
+static struct progress_sample samples[1 << 16];
+static unsigned nr_samples;
+
+static void progress__sample(struct harness *h)
+{
+	struct defrag_job_info info;
+
+	defrag_job__snapshot(&h->host.job, &info);
+	if (nr_samples < sizeof(samples) / sizeof(samples[0]))
+		samples[nr_samples++] = (struct progress_sample){ info.done, info.total, h->pauses };
+}
+
+static void progress_case(const char *mode, const char *algo, unsigned phases)
+{
+	struct harness h;
+	struct raw r;
+	struct json_object *o, *ev;
+	uint64_t job, steps, regions;
+	double worst = 0, at = 0;
+
+	harness__init(&h, "progress", NULL);
+	regions = h.mm.map.nr_regions;
+	nr_samples = 0;
+	h.on_pause = progress__sample;
+	CHECK(raw__connect(&r, h.srv.path) == 0);
+	o = raw__read(&r, T_MS, NULL);
+	json_object_put(o);
+	o = raw__cmd(&r, "{\"execute\": \"defrag\", \"arguments\": {\"mode\": \"%s\", \"algo\": \"%s\", "
+		     "\"max-pause-us\": 50}}", mode, algo);
+	CHECKF(o && jhas(o, "return.job-id"), "%s", o ? json_object_to_json_string(o) : "no reply");
+	job = (uint64_t)jpath_int(o, "return.job-id");
+	json_object_put(o);
+	ev = raw__wait_event(&r, "DEFRAG_COMPLETED", job, 120000);
+	CHECK(ev && !strcmp(jpath_str(ev, "data.state"), "done"));
+	steps = h.pauses;
+	/* the completion and every progress event count guest regions, phase after phase */
+	CHECKF((uint64_t)jpath_int(ev, "data.total") == phases * regions, "%s/%s: completed %lld/%lld, "
+	       "regions %llu x %u phases", mode, algo, (long long)jpath_int(ev, "data.done"),
+	       (long long)jpath_int(ev, "data.total"), (unsigned long long)regions, phases);
+	json_object_put(ev);
+	for (unsigned i = 0, n = raw__count_events(&r, "DEFRAG_PROGRESS", job); i < n; i++) {
+		ev = raw__wait_event(&r, "DEFRAG_PROGRESS", job, 0);
+		CHECK(ev && (uint64_t)jpath_int(ev, "data.total") == phases * regions);
+		json_object_put(ev);
+	}
+	/* and it moves with the work: done/total against the share of steps taken so far */
+	for (unsigned i = 1; i < nr_samples; i++) {
+		double frac = samples[i].total ? (double)samples[i].done / (double)samples[i].total : 0;
+		double work = (double)samples[i].steps / (double)steps;
+
+		CHECKF(samples[i].done >= samples[i - 1].done || samples[i].total != samples[i - 1].total,
+		       "%s/%s: progress went back %llu -> %llu", mode, algo,
+		       (unsigned long long)samples[i - 1].done, (unsigned long long)samples[i].done);
+		if (work - frac > worst) {
+			worst = work - frac;
+			at = work;
+		}
+	}
+	printf("  %s/%s: %llu steps, %u samples, progress lags the work by at most %.0f%% (at %.0f%% of the "
+	       "steps)\n", mode, algo, (unsigned long long)steps, nr_samples, 100 * worst, 100 * at);
+	CHECKF(steps < 8 || worst <= 0.30, "%s/%s: progress %.0f%% behind the work at %.0f%% of the steps",
+	       mode, algo, 100 * worst, 100 * at);
+	h.on_pause = NULL;
+	raw__close(&r);
+	harness__fini(&h);
+}
+
+static void test_progress_units(void)
+{
+	progress_case("full", "linux", 2);
+	progress_case("full", "planned", 1);
+	progress_case("collapse", "linux", 1);
+	progress_case("compact", "linux", 1);
+	progress_case("compact", "planned", 1);
+	printf("ok progress counts guest regions for both algorithms and follows the work\n");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -266,6 +349,7 @@ int main(void)
 	test_runtime_dir_mode();
 	test_long_names();
 	test_no_huge_pages();
+	test_progress_units();
 	printf("all hardening tests passed\n");
 	return 0;
 }

@@ -58,8 +58,9 @@ int qemu_libvirt__open(struct qemu_libvirt **out, const char *name, const char *
 	virSetErrorFunc(NULL, libvirt__quiet);
 	lv->conn = virConnectOpen(uri);
 	if (!lv->conn) {
-		snprintf(err, errlen, "cannot connect to libvirt at %s: %s (start a session daemon "
-			 "with scripts/libvirt-session.sh start)", uri, libvirt__last_error());
+		snprintf(err, errlen, "cannot connect to libvirt at %s: %s (start a private daemon "
+			 "with scripts/libvirt-session.sh start, then --connect URI)", uri,
+			 libvirt__last_error());
 		r = -ENOTSUP;
 		goto fail;
 	}

@@ -486,7 +486,8 @@ static void target__query_kvm(struct qemu_target *t)
 	json_object_put(ret);
 }
 
-int qemu_target__open_pid(struct qemu_target *t, pid_t pid, char *err, size_t errlen)
+int qemu_target__open_pid(struct qemu_target *t, pid_t pid, const char *uri, char *err,
+			  size_t errlen)
 {
 	char *cmd = NULL, path[108], name[256];
 	ssize_t n;
@@ -513,7 +514,7 @@ int qemu_target__open_pid(struct qemu_target *t, pid_t pid, char *err, size_t er
 	} else if (qemu_cmdline__guest_name(cmd, (size_t)n, name, sizeof(name)) == 0) {
 		free(cmd);
 		cmd = NULL;
-		r = qemu_target__open_domain(t, name, NULL, err, errlen);
+		r = qemu_target__open_domain(t, name, uri, err, errlen);
 		if (r == 0 && t->pid != pid) {
 			snprintf(err, errlen, "PID %d runs libvirt guest '%s' but libvirt says its PID is "
 				 "%d", (int)pid, name, (int)t->pid);

@@ -87,7 +87,9 @@ struct qemu_target {
 	bool kvm;                    /* QEMU runs with KVM (query-kvm) */
 };
 
-int qemu_target__open_pid(struct qemu_target *t, pid_t pid, char *err, size_t errlen);
+/* A libvirt guest's QEMU (no QMP socket of its own) is reached through libvirt at uri. */
+int qemu_target__open_pid(struct qemu_target *t, pid_t pid, const char *uri, char *err,
+			  size_t errlen);
 int qemu_target__open_qmp(struct qemu_target *t, const char *path, char *err, size_t errlen);
 /* uri NULL: $LIBVIRT_DEFAULT_URI, else qemu:///session. */
 int qemu_target__open_domain(struct qemu_target *t, const char *name, const char *uri,

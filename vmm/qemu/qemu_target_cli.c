@@ -71,7 +71,7 @@ int qemu_target_opts__open(const struct qemu_target_opts *o, const char *prog,
 	else if (o->qmp)
 		r = qemu_target__open_qmp(t, o->qmp, err, sizeof(err));
 	else
-		r = qemu_target__open_pid(t, (pid_t)o->pid, err, sizeof(err));
+		r = qemu_target__open_pid(t, (pid_t)o->pid, o->uri, err, sizeof(err));
 	if (r == 0) {
 		r = qemu_target__find_ram(t, err, sizeof(err));
 		if (r < 0)

@@ -118,25 +118,39 @@ static int write_done(void *opaque, unsigned slot, uint32_t len, int res)
 	return 0;
 }
 
-/* Copy region r's pages that are not all zero into buf at their offsets; fill its entry. */
-static void writer__stage(struct snap_writer *w, uint32_t r, uint8_t *buf)
+/*
+ * Fill region r's entry (which pages are not all zero, their CRC). A whole region in order on its
+ * block is written straight from the block (returned; nothing may move or write it until the write
+ * completes: the caller holds mm->lock and the guest is paused, or dirty-logged and rewritten);
+ * otherwise the present pages are copied into buf at their offsets and NULL is returned.
+ */
+static const uint8_t *writer__stage(struct snap_writer *w, uint32_t r, uint8_t *buf)
 {
 	const struct gpamap *m = &w->mm->map;
 	struct snap_region *e = &w->table[r];
 	gpfn_t g0 = r * SNAP_PAGES_PER_REGION;
+	const uint8_t *block;
 
 	memset(e, 0, sizeof(*e));
 	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++) {
 		frame_t f = gpamap__frame(m, g0 + p);
-		const uint8_t *src = f == FRAME_NONE ? NULL : pool__frame_ptr(&w->mm->pool, f);
 
-		if (!src || snap__page_is_zero(src))
+		if (f == FRAME_NONE || snap__page_is_zero(pool__frame_ptr(&w->mm->pool, f)))
 			continue;
-		memcpy(buf + (size_t)p * SNAP_PAGE_SIZE, src, SNAP_PAGE_SIZE);
 		e->present[p / 64] |= 1ull << (p % 64);
 		e->nr_present++;
 	}
+	if (e->nr_present == SNAP_PAGES_PER_REGION && gpamap__region_in_order(m, r)) {
+		block = pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0));
+		e->crc = snap__crc32c(0, block, SNAP_REGION_SIZE);
+		return block;
+	}
+	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++)
+		if (snap__page_present(e, p))
+			memcpy(buf + (size_t)p * SNAP_PAGE_SIZE, pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0 + p)),
+			       SNAP_PAGE_SIZE);
 	e->crc = e->nr_present ? snap__region_crc(e, buf) : 0;
+	return NULL;
 }
 
 int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *err, size_t errlen)
@@ -149,6 +163,7 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 	for (uint32_t r = 0; r < w->h.nr_regions && !ret; r++) {
 		unsigned slot, p = 0, start, n;
 		uint64_t off = w->h.data_off + (uint64_t)r * SNAP_REGION_SIZE;
+		const uint8_t *block;
 
 		if (sel && !sel[r])
 			continue;
@@ -157,10 +172,15 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 		if (ret)
 			break;
 		slot = c.slots.free[--c.slots.nr_free];
-		writer__stage(w, r, snap_io__buf(&w->io, slot));
+		block = writer__stage(w, r, snap_io__buf(&w->io, slot));
 		if (sel)
 			w->st.regions_rewritten++;
-		while (!ret && snap__next_run(&w->table[r], &p, &start, &n)) {
+		if (block) {
+			ret = snap_io__queue_at(&w->io, true, slot, (void *)block, SNAP_REGION_SIZE, off);
+			c.slots.pending[slot] += !ret;
+			w->st.data_bytes += SNAP_REGION_SIZE;
+		}
+		while (!ret && !block && snap__next_run(&w->table[r], &p, &start, &n)) {
 			ret = snap_io__queue(&w->io, true, slot, start * SNAP_PAGE_SIZE, n * SNAP_PAGE_SIZE,
 					     off + (uint64_t)start * SNAP_PAGE_SIZE);
 			c.slots.pending[slot]++;

@@ -14,29 +14,6 @@
 #define RESERVE_BLOCKS_MAX 4              /* free blocks kept pre-faulted after giving back */
 #define RESERVE_PER_BLOCKS 64             /* ... at most one per this many pool blocks */
 
-static uint64_t meminfo_kb(const char *key)
-{
-	char line[256];
-	size_t klen = strlen(key);
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/meminfo", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			sscanf(line + klen + 1, "%llu", &v);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
-uint64_t borrow__mem_available(void)
-{
-	return meminfo_kb("MemAvailable") << 10;
-}
-
 /* Blocks the request and the host allow borrowing now (beyond what is present). */
 static uint32_t borrow_limit(struct defrag_engine *e)
 {
@@ -48,8 +25,8 @@ static uint32_t borrow_limit(struct defrag_engine *e)
 	if (bytes == DEFRAG_BORROW_OFF || !absent)
 		return 0;
 	if (bytes == DEFRAG_BORROW_AUTO) {
-		avail = borrow__mem_available();
-		margin = (meminfo_kb("MemTotal") << 10) / BORROW_MARGIN_SHARE;
+		avail = mm->cfg.fake_mem_available ? mm->cfg.fake_mem_available : mm__meminfo_bytes("MemAvailable");
+		margin = mm__meminfo_bytes("MemTotal") / BORROW_MARGIN_SHARE;
 		if (margin < BORROW_MARGIN_MIN)
 			margin = BORROW_MARGIN_MIN;
 		bytes = avail > margin ? avail - margin : 0;
@@ -92,6 +69,11 @@ static uint32_t borrow_files(struct defrag_engine *e, uint32_t *blocks, uint32_t
 	for (uint32_t b = 0; b < mm->pool.nr_blocks && got < n; b++) {
 		if (pool__block_present(&mm->pool, b))
 			continue;
+		if (mm__fault(mm, MM_FAULT_BORROW)) {
+			snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "borrowing stopped after %u blocks: "
+				 "injected failure", got);
+			break;
+		}
 		if (pool__block_add(&mm->pool, b, false, err, sizeof(err))) {
 			/* Not fatal: defrag goes on with what it has (4 KiB moves for the rest). */
 			snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "borrowing stopped after %u blocks: %.48s",
@@ -271,7 +253,7 @@ static int drop_block(struct defrag_engine *e, uint32_t b)
 	struct mm *mm = e->mm;
 	frame_t f0 = (frame_t)b << MM_PAGEBLOCK_ORDER;
 
-	if (buddy__take_block(&mm->buddy, f0, MM_PAGEBLOCK_ORDER))
+	if (mm__fault(mm, MM_FAULT_GIVE_BACK) || buddy__take_block(&mm->buddy, f0, MM_PAGEBLOCK_ORDER))
 		return -EBUSY;
 	for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++)
 		gpamap__set_owner(&mm->map, f0 + i, FRAME_ABSENT);
@@ -306,8 +288,9 @@ int borrow__give_back(struct defrag_engine *e)
 		}
 	}
 	if (ret == -ENOSPC || ret == -EBUSY) {
-		snprintf(e->st->borrow_note, sizeof(e->st->borrow_note),
-			 "gave back %u of %u blocks: no room left for the ballast", e->blocks_given_back, excess);
+		snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "gave back %u of %u blocks: %s",
+			 e->blocks_given_back, excess, ret == -ENOSPC ? "no room left for the ballast" :
+			 "a block could not be taken back");
 		ret = 0;
 	}
 out:

@@ -122,6 +122,8 @@ struct defrag_stats {
 	uint64_t borrow_ns;            /* time borrowing (block files made and faulted in, no pause) */
 	uint64_t give_back_ns;         /* time giving back (ballast moved out, blocks dropped) */
 	char borrow_note[96];          /* why less was borrowed than wanted, if so */
+	uint32_t blocks_faulted_lazily;/* pool not prefaulted: blocks made host huge pages first (free ones
+					* faulted in, used ones collapsed with MADV_COLLAPSE) */
 	const char *promote_path;      /* how regions were switched: "remap" (2 MiB window remap) or
 					* "memslot" (the VMM's per-region memslot hook) */
 	int error;                     /* 0, -ECANCELED or the -errno that stopped the run */

@@ -210,6 +210,11 @@ int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned fla
 		return -EINVAL;
 	if (dst_owner != FRAME_FREE && dst_owner != FRAME_ISOLATED)
 		return -EBUSY;
+	if (mm__fault(mm, MM_FAULT_COPY)) {
+		mm->vmstat.pgmigrate_fail++;
+		defrag__set_error(e, -EIO, "copying frame %u to %u failed (injected)", src, dst);
+		return -EIO;
+	}
 	pool__copy_frame(&mm->pool, dst, src);
 	if (owner == FRAME_GUEST) {
 		gpfn_t g = gpamap__gpfn(&mm->map, src);
@@ -217,7 +222,7 @@ int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned fla
 
 		e->st->copy_ns += t_remap - t;
 		gpamap__rebind(&mm->map, g, dst);
-		ret = window__remap_4k(&mm->win, &mm->map, g);
+		ret = mm__fault(mm, MM_FAULT_REMAP_4K) ? -ENOMEM : window__remap_4k(&mm->win, &mm->map, g);
 		e->st->remap_4k_ns += mm__now_ns() - t_remap;
 		if (ret) {
 			/* src still holds the page and the guest is paused: point g back at it. */
@@ -261,7 +266,7 @@ static int remap_window_2m(struct defrag_engine *e, uint32_t r, uint64_t runs)
 {
 	struct mm *mm = e->mm;
 	uint64_t t = mm__now_ns(), dt;
-	int ret = window__remap_2m(&mm->win, &mm->map, r);
+	int ret = mm__fault(mm, MM_FAULT_REMAP_2M) ? -ENOMEM : window__remap_2m(&mm->win, &mm->map, r);
 
 	if (ret)
 		return ret;
@@ -322,10 +327,16 @@ int defrag__collapse_into(struct defrag_engine *e, uint32_t r, frame_t block, fr
 
 	if (!old)
 		old = local;
+	for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++)
+		old[i] = FRAME_NONE;
+	if (mm__fault(mm, MM_FAULT_COPY)) {
+		defrag__set_error(e, -EIO, "copying region %u into block %u failed (injected)", r,
+				  block >> MM_PAGEBLOCK_ORDER);
+		return -EIO;
+	}
 	for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++) {
 		frame_t f = gpamap__frame(&mm->map, g0 + i);
 
-		old[i] = FRAME_NONE;
 		if (f == block + i)
 			continue;
 		if (f == FRAME_NONE)

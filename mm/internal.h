@@ -145,8 +145,6 @@ frame_t collapse__find_free_huge_block(const struct mm *mm);
  * reserve. Both 0 or -errno (then stats say why). */
 int borrow__grow(struct defrag_engine *e, uint32_t want);
 int borrow__give_back(struct defrag_engine *e);
-/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
-uint64_t borrow__mem_available(void);
 /* plan.c: the planned collapse; plan_compact.c: order-targeted compaction by evacuating chunks. */
 int plan__collapse(struct defrag_engine *e);
 enum compact_result plan__compact(struct defrag_engine *e, int order);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "mm/util.h"
 
 #define MM_REGION_BYTES (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
+#define MM_MADV_COLLAPSE 25 /* Linux 6.1 */
 
 uint64_t mm__metadata_bytes(uint32_t nr_gpfns, uint32_t nr_frames)
 {
@@ -85,6 +87,77 @@ int mm__wait_ready(struct mm *mm)
 	return rc;
 }
 
+uint64_t mm__meminfo_bytes(const char *key)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			sscanf(line + klen + 1, "%llu", &kb);
+			break;
+		}
+	fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/* The pool is host memory the VMM touches all of: refuse one the host cannot hold (borrowing
+ * is bounded by MemAvailable when it happens, so it is not counted here). */
+static int mm__check_host_memory(const struct mm_config *cfg, uint64_t pool_bytes, char *err, size_t errlen)
+{
+	uint64_t avail = cfg->fake_mem_available ? cfg->fake_mem_available : mm__meminfo_bytes("MemAvailable");
+
+	if (cfg->force_mem || !avail || pool_bytes <= avail)
+		return 0;
+	mm__set_msg(err, errlen, "the pool needs %" PRIu64 " MiB (guest %" PRIu64 " MiB + slack %" PRIu64 " MiB) but "
+		"the host has %" PRIu64 " MiB available (MemAvailable): use a smaller --mem or --slack, or --force-mem "
+		"to start anyway", pool_bytes >> 20, cfg->guest_bytes >> 20, (pool_bytes - cfg->guest_bytes) >> 20,
+		avail >> 20);
+	return -ENOMEM;
+}
+
+uint32_t mm__fault_in_free_blocks(struct mm *mm)
+{
+	uint32_t n = 0;
+	char err[160];
+
+	pool__refresh_huge(&mm->pool);
+	for (uint32_t b = 0; b < mm->pool.nr_blocks; b++) {
+		frame_t head, f0 = b << MM_PAGEBLOCK_ORDER;
+		unsigned order;
+
+		if (!pool__block_present(&mm->pool, b) || mm->pool.block_huge[b])
+			continue;
+		if (!buddy__free_block_of(&mm->buddy, f0, &head, &order) || order < MM_PAGEBLOCK_ORDER) {
+			/* In use, first touched through 4 KiB mappings: let the kernel collapse the block's
+			 * file into one huge page (its pages are copied; mappings follow, KVM's through its
+			 * MMU notifier). */
+			if (!madvise(mm->pool.base + ((uint64_t)b << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER)),
+				     1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER), MM_MADV_COLLAPSE)) {
+				pool__refresh_block(&mm->pool, b);
+				n += mm->pool.block_huge[b];
+			}
+			continue;
+		}
+		/* Nothing maps it but the direct map: a new file there faults in as one huge page. */
+		pool__block_drop(&mm->pool, b);
+		if (pool__block_add(&mm->pool, b, true, err, sizeof(err)) &&
+		    pool__block_add(&mm->pool, b, false, err, sizeof(err))) {
+			/* Not even a file (fd limit, filesystem full): the block leaves the allocator. */
+			buddy__take_block(&mm->buddy, f0, MM_PAGEBLOCK_ORDER);
+			for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++)
+				gpamap__set_owner(&mm->map, f0 + i, FRAME_ABSENT);
+			continue;
+		}
+		n += mm->pool.block_huge[b];
+	}
+	return n;
+}
+
 int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
 {
 	struct pool_config pc;
@@ -112,6 +185,9 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 			"frames for 32-bit frame numbers (at most 16 TiB)", pool_bytes >> 20, cfg->borrow_capacity_bytes >> 20);
 		return -EINVAL;
 	}
+	ret = mm__check_host_memory(cfg, pool_bytes, err, errlen);
+	if (ret)
+		return ret;
 	mm->cfg = *cfg;
 	mm->cfg.slack_bytes = slack;
 	nr_gpfns = (uint32_t)(cfg->guest_bytes >> MM_PAGE_SHIFT);

@@ -18,6 +18,8 @@ struct mm_config {
 	bool prefault_async;       /* prefault on a thread after mm__create returns (see mm__wait_ready) */
 	uint64_t borrow_capacity_bytes; /* frame space beyond guest + slack that defrag may borrow from
 					 * the host as whole 2 MiB blocks (0: none); rounded up to 2 MiB */
+	bool force_mem;            /* create a pool larger than the host's MemAvailable anyway */
+	uint64_t fake_mem_available; /* tests: non-zero replaces MemAvailable */
 	struct aging_config aging;
 	const struct mm_layout *layout; /* non-NULL: place this saved layout (mm/layout.h), not aging */
 };
@@ -38,6 +40,25 @@ struct mm_vmstat {
 	uint64_t pages_copied;            /* every 4 KiB copy, for copies-per-page figures */
 };
 
+/*
+ * Fault injection (tests): countdown[p] = n > 0 makes the n-th operation at point p from now
+ * fail (then the countdown is 0 again: off). Checked by the defrag engine before it acts, so a
+ * failure looks like the real one (mmap/fallocate/... returning an error) to everything above.
+ */
+enum mm_fault_point {
+	MM_FAULT_COPY,       /* a 4 KiB copy (move) or a whole-region copy: -EIO */
+	MM_FAULT_REMAP_4K,   /* window__remap_4k of a move: -ENOMEM (as vm.max_map_count reached) */
+	MM_FAULT_REMAP_2M,   /* the 2 MiB remap that promotes a region: -ENOMEM */
+	MM_FAULT_BORROW,     /* making a borrowed block present / faulting it in: -ENOSPC */
+	MM_FAULT_GIVE_BACK,  /* giving a block back: -EBUSY */
+	MM_FAULT_POINTS
+};
+
+struct mm_fault_inject {
+	uint32_t countdown[MM_FAULT_POINTS];
+	uint32_t hits[MM_FAULT_POINTS];   /* failures injected so far */
+};
+
 /* Where mm__create spent its time (the VMM's start-up budget). */
 struct mm_startup {
 	uint64_t layout_ns;   /* buddy + gpamap init, aging__place */
@@ -55,6 +76,7 @@ struct mm {
 	struct gpamap map;
 	struct window win;
 	struct mm_vmstat vmstat;
+	struct mm_fault_inject fault_inject; /* tests only; all zero: off */
 	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping; set by
 				      * mm__create for regions in order, kept by whoever remaps */
 	struct mm_startup startup;
@@ -109,6 +131,26 @@ struct mm_stat {
 
 /* Takes mm->lock. */
 void mm__stat(struct mm *mm, struct mm_stat *st);
+
+/* A /proc/meminfo field ("MemAvailable", "MemTotal") in bytes; 0 if unknown. */
+uint64_t mm__meminfo_bytes(const char *key);
+/*
+ * Without a prefault, which pool blocks are host huge pages is not known until they are touched,
+ * and blocks first touched through 4 KiB window mappings got 4 KiB pages: re-read it, fault in
+ * every wholly free block that is not huge (a fresh file each, through its 2 MiB direct mapping),
+ * and MADV_COLLAPSE the others. mm__defrag calls it first. Returns the blocks made huge.
+ * Caller holds mm->lock.
+ */
+uint32_t mm__fault_in_free_blocks(struct mm *mm);
+
+/* Fault injection: true if the operation at point p is to fail now (see struct mm_fault_inject). */
+static inline bool mm__fault(struct mm *mm, enum mm_fault_point p)
+{
+	if (__builtin_expect(!mm->fault_inject.countdown[p], 1) || --mm->fault_inject.countdown[p])
+		return false;
+	mm->fault_inject.hits[p]++;
+	return true;
+}
 /*
  * Upper bound on the guest regions that can be in order on a host-huge pool block,
  * given where unmovable ballast sits. Caller holds mm->lock (or is single-threaded).

@@ -609,9 +609,10 @@ static int fast_path(struct plan *p, uint32_t blk)
 	}
 	ret = defrag__collapse_into(e, r, f0, old);
 	if (ret) {
-		for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++)
-			if (old[i] != FRAME_NONE)
-				buddy__free(&mm->buddy, f0 + i, 0);
+		/* Rolled back: the region's pages are where they were; give back the frames taken. */
+		for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES; f++)
+			if (gpamap__owner(&mm->map, f) == FRAME_FREE && !buddy__frame_is_free(&mm->buddy, f))
+				buddy__free(&mm->buddy, f, 0);
 		return ret;
 	}
 	p->rstate[r] = RP_COMPLETE;

@@ -78,6 +78,9 @@ static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 		.pool_path = ctx->opts.pool_path,
 		.prefault = !ctx->opts.no_prefault,
 		.prefault_async = true, /* the guest starts while the pool is faulted in */
+		.force_mem = ctx->opts.force_mem,
+		/* defrag may borrow up to the guest's size in 2 MiB blocks (bounded by MemAvailable) */
+		.borrow_capacity_bytes = ctx->opts.mem_bytes,
 		.aging = ctx->opts.aging,
 	};
 	const struct run_snapshot_ops *snap = ctx->opts.restore_path ? ctx->opts.snapshot_ops : NULL;

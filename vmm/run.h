@@ -57,6 +57,7 @@ struct run_options {
 	double slack_pct;          /* --slack N% */
 	const char *pool_path;     /* --pool-path */
 	bool no_prefault;          /* --no-prefault */
+	bool force_mem;            /* --force-mem: start even if the pool exceeds MemAvailable */
 	struct aging_config aging; /* --age --seed --ballast --unmovable */
 	/* host-side defrag */
 	enum run_defrag defrag;    /* --defrag off|once|auto */

@@ -173,7 +173,10 @@ static const struct run_flag run_flags[] = {
 	  "make the pool file in DIR (a tmpfs mounted huge=always|advise, or a\n"
 	  "hugetlbfs) instead of a private huge=always tmpfs mount (needs root)" },
 	{ NULL, "no-prefault", NULL, FLAG_BOOL, F(no_prefault), 0, 0, 0, NULL,
-	  "do not fault the pool in at start-up" },
+	  "do not fault the pool in at start-up (defrag then makes its blocks huge\n"
+	  "pages first: free ones faulted in, used ones collapsed)" },
+	{ NULL, "force-mem", NULL, FLAG_BOOL, F(force_mem), 0, 0, 0, NULL,
+	  "start even if guest RAM + slack exceed the host's MemAvailable" },
 	{ NULL, "age", "FRACTION", FLAG_FRACTION, F(aging.age), 0, 0, 0, NULL,
 	  "share of guest 2 MiB regions scattered over the pool, 0..1 (default 0)" },
 	{ NULL, "seed", "N", FLAG_COUNT, F(aging.seed), sizeof(uint64_t), 0, UINT64_MAX, NULL,

@@ -12,9 +12,9 @@
 
 /* An aged pool whose frame space has room to borrow `borrow_mb` (dc_create_aged with capacity). */
 static void create_elastic(struct dc_env *env, uint64_t guest_mb, uint64_t slack_mb, uint64_t borrow_mb,
-			   double age, uint64_t seed)
+			   double age, uint64_t seed, bool prefault)
 {
-	struct mm_config cfg = { .guest_bytes = guest_mb * MiB, .slack_bytes = slack_mb * MiB, .prefault = true,
+	struct mm_config cfg = { .guest_bytes = guest_mb * MiB, .slack_bytes = slack_mb * MiB, .prefault = prefault,
 				 .borrow_capacity_bytes = borrow_mb * MiB, .aging = AGING_DEFAULTS };
 	char err[512];
 
@@ -25,7 +25,8 @@ static void create_elastic(struct dc_env *env, uint64_t guest_mb, uint64_t slack
 		printf("SKIP: mm__create: %s\n", err);
 		exit(DC_SKIP);
 	}
-	if (env->mm.pool.backing != POOL_BACKING_THP || env->mm.pool.nr_huge_blocks != env->mm.pool.nr_present) {
+	if (env->mm.pool.backing != POOL_BACKING_THP ||
+	    (prefault && env->mm.pool.nr_huge_blocks != env->mm.pool.nr_present)) {
 		printf("SKIP: the pool is not all host huge pages (%u of %u blocks; %s)\n",
 		       env->mm.pool.nr_huge_blocks, env->mm.pool.nr_present, env->mm.pool.note);
 		mm__destroy(&env->mm);
@@ -89,7 +90,7 @@ static void test_auto(void)
 	uint64_t start;
 
 	tu_case = "auto";
-	create_elastic(&env, 64, 4, 64, 0.9, tu_seed);
+	create_elastic(&env, 64, 4, 64, 0.9, tu_seed, true);
 	start = pool__present_bytes(&env.mm.pool);
 	run(&env, DEFRAG_BORROW_AUTO, &st);
 	dc_print("borrow auto", &st);
@@ -120,7 +121,7 @@ static void test_off_and_bounded(void)
 	struct defrag_stats st;
 
 	tu_case = "off";
-	create_elastic(&env, 64, 4, 64, 0.9, tu_seed);
+	create_elastic(&env, 64, 4, 64, 0.9, tu_seed, true);
 	run(&env, DEFRAG_BORROW_OFF, &st);
 	CHECK_EQ(st.borrowed_peak_bytes, 0);
 	CHECK_EQ(st.regions_backed_2m, env.mm.map.nr_regions);
@@ -128,12 +129,59 @@ static void test_off_and_bounded(void)
 	dc_destroy(&env);
 
 	tu_case = "bounded";
-	create_elastic(&env, 64, 4, 64, 0.9, tu_seed + 1);
+	create_elastic(&env, 64, 4, 64, 0.9, tu_seed + 1, true);
 	run(&env, 6 * MiB, &st);
 	dc_print("borrow 6M", &st);
 	CHECK(st.borrowed_peak_bytes > 0 && st.borrowed_peak_bytes <= 6 * MiB);
 	CHECK_EQ(st.borrow_limit_bytes, 6 * MiB);
 	CHECK_EQ(st.regions_backed_2m, env.mm.map.nr_regions);
+	dc_destroy(&env);
+}
+
+/* Issue 13 (5): a pool larger than MemAvailable is refused up front, with the override named. */
+static void test_host_memory(void)
+{
+	struct mm_config cfg = { .guest_bytes = 64 * MiB, .slack_bytes = 4 * MiB, .prefault = false,
+				 .fake_mem_available = 32 * MiB, .aging = AGING_DEFAULTS };
+	struct mm mm;
+	char err[512];
+
+	tu_case = "host-memory";
+	CHECK_EQ(mm__create(&mm, &cfg, err, sizeof(err)), -ENOMEM);
+	CHECKF(strstr(err, "needs 68 MiB") && strstr(err, "32 MiB available") && strstr(err, "--force-mem"), "%s", err);
+	printf("refused: %s\n", err);
+	cfg.force_mem = true;
+	CHECKF(mm__create(&mm, &cfg, err, sizeof(err)) == 0, "%s", err);
+	mm__destroy(&mm);
+}
+
+/* Issue 13 (2): without a prefault the pool's huge blocks are unknown at start; defrag must
+ * not silently do nothing: it faults the free blocks in as huge pages and promotes. */
+static void test_no_prefault(void)
+{
+	struct dc_env env;
+	struct defrag_stats st;
+	uint32_t free_not_huge = 0;
+
+	tu_case = "no-prefault";
+	create_elastic(&env, 64, 4, 64, 0.9, tu_seed + 2, false);
+	run(&env, DEFRAG_BORROW_OFF, &st);
+	dc_print("no prefault, borrow off", &st);
+	printf("  %u blocks made huge pages first (faulted in or collapsed)\n", st.blocks_faulted_lazily);
+	CHECK(st.blocks_faulted_lazily > 0);
+	CHECK(st.regions_achievable > 0);
+	CHECK_EQ(st.regions_backed_2m, st.regions_achievable);
+	run(&env, DEFRAG_BORROW_AUTO, &st);
+	CHECK_EQ(st.regions_backed_2m, env.mm.map.nr_regions);
+	for (uint32_t b = 0; b < env.mm.pool.nr_blocks; b++) {
+		frame_t head;
+		unsigned order;
+
+		free_not_huge += pool__block_present(&env.mm.pool, b) && !env.mm.pool.block_huge[b] &&
+				 buddy__free_block_of(&env.mm.buddy, b << MM_PAGEBLOCK_ORDER, &head, &order) &&
+				 order >= MM_PAGEBLOCK_ORDER;
+	}
+	CHECK_EQ(free_not_huge, 0);
 	dc_destroy(&env);
 }
 
@@ -143,6 +191,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_auto();
 	test_off_and_bounded();
+	test_host_memory();
+	test_no_prefault();
 	printf("test_borrow: ok\n");
 	return 0;
 }

@@ -70,9 +70,36 @@ void defrag_request__init(struct defrag_request *req)
 	req->borrow_bytes = DEFRAG_BORROW_AUTO;
 }
 
-int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_step_ops *ops,
+/*
+ * Progress in one unit for every mode and algorithm: guest regions' worth of the work. Each
+ * phase reports in its own unit (frames scanned, chunks, regions, pages placed); phase i of n
+ * maps onto [i*R, (i+1)*R] of n*R, R the guest's 2 MiB regions.
+ */
+struct progress_map {
+	void (*fn)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+	uint64_t regions, last;
+	unsigned phase, phases;
+};
+
+static void progress_map__report(void *opaque, uint64_t done, uint64_t total)
+{
+	struct progress_map *m = opaque;
+	uint64_t d = total ? m->regions * (done < total ? done : total) / total : 0;
+
+	/* a scanner may step back a little (Linux's free scanner restarts in a block): never report less */
+	d += m->phase * m->regions;
+	if (d < m->last)
+		d = m->last;
+	m->last = d;
+	m->fn(m->ctx, d, m->phases * m->regions);
+}
+
+int mm__defrag(struct mm *mm, const struct defrag_request *req_in, const struct mm_step_ops *ops,
 	       struct defrag_stats *st)
 {
+	struct progress_map pm = { req_in->progress, req_in->progress_ctx, mm->map.nr_regions, 0, 0, 1 };
+	struct defrag_request mapped = *req_in, *req = &mapped;
 	struct defrag_engine e;
 	enum compact_result cres = COMPACT_SKIPPED;
 	uint32_t lazy = 0;
@@ -92,6 +119,11 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_
 		pthread_mutex_lock(&mm->lock);
 		lazy = mm__fault_in_free_blocks(mm);
 		pthread_mutex_unlock(&mm->lock);
+	}
+	if (req->progress) {
+		mapped.progress = progress_map__report;
+		mapped.progress_ctx = &pm;
+		pm.phases = req->mode == DEFRAG_FULL && req->algo == DEFRAG_ALGO_LINUX ? 2 : 1;
 	}
 	ret = defrag_engine__init(&e, mm, req, ops, st);
 	st->blocks_faulted_lazily = lazy;
@@ -118,6 +150,7 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req, const struct mm_
 		if (req->algo == DEFRAG_ALGO_LINUX) {
 			cres = defrag__compact(&e, -1, false);
 			ret = cres == COMPACT_ABORTED ? (st->error ? st->error : -ECANCELED) : 0;
+			pm.phase = 1;
 			if (!ret)
 				ret = collapse__linux(&e);
 		} else {

@@ -263,7 +263,9 @@ int snap_lazy__start(struct snap_lazy *l, struct snap_file *f, struct mm *mm, ch
 			goto fail;
 		}
 	l->state = calloc(f->h.nr_regions, 1);
-	l->fault_buf = mmap(NULL, SNAP_REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* populated now: a first fault must not wait for this buffer's own page faults */
+	l->fault_buf = mmap(NULL, SNAP_REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+			    -1, 0);
 	l->zero_buf = mmap(NULL, SNAP_REGION_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	l->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (!l->state || l->fault_buf == MAP_FAILED || l->zero_buf == MAP_FAILED || l->stop_efd < 0) {

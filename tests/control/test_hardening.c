@@ -97,6 +97,9 @@ static void test_utf8_and_nul(void)
 	static const char bad_exec[] = "{\"execute\": \"qu\xc3" "ery-status\", \"id\": 1}\n";
 	static const char nul_exec[] = "{\"execute\": \"query-status\\u0000x\", \"id\": 2}\n";
 	static const char good_id[] = "{\"execute\": \"query-defrag\", \"id\": \"caf\xc3\xa9\"}\n";
+	/* json-c lets these through; found by fuzz_control */
+	static const char overlong[] = "{\"execute\": \"query\xc1\xa9\"}\n";
+	static const char surrogate_id[] = "{\"execute\": \"query-status\", \"id\": [\"\xed\xa0\x80\"]}\n";
 	struct harness h;
 	struct json_object *o;
 	char big[2048];
@@ -108,6 +111,13 @@ static void test_utf8_and_nul(void)
 	json_object_put(o);
 	o = strict_reply(&h, bad_exec, sizeof(bad_exec) - 1);
 	CHECK_ERROR(o, "GenericError", "JSON parse error");
+	json_object_put(o);
+	o = strict_reply(&h, overlong, sizeof(overlong) - 1);
+	CHECK_ERROR(o, "GenericError", "invalid UTF-8");
+	json_object_put(o);
+	o = strict_reply(&h, surrogate_id, sizeof(surrogate_id) - 1);
+	CHECK_ERROR(o, "GenericError", "invalid UTF-8");
+	CHECK(!jhas(o, "id"));
 	json_object_put(o);
 	/* a NUL does not cut the name short: the error shows all of it */
 	o = strict_reply(&h, nul_exec, sizeof(nul_exec) - 1);

@@ -45,7 +45,7 @@ static void lazy__set_error(struct snap_lazy *l, int ret, const char *msg)
  * the present pages at their offsets, NULL: none. A page something else placed already (EEXIST)
  * is left alone. Then mark the region done and wake whoever waits on it.
  */
-static void lazy__fill(struct snap_lazy *l, uint32_t r, uint8_t *buf)
+static void lazy__fill(struct snap_lazy *l, uint32_t r, uint8_t *buf, uint64_t fault_addr)
 {
 	const struct snap_region *e = &l->f->table[r];
 	uint64_t dst = (uintptr_t)l->mm->win.base + (uint64_t)r * SNAP_REGION_SIZE, done = 0;
@@ -55,6 +55,13 @@ static void lazy__fill(struct snap_lazy *l, uint32_t r, uint8_t *buf)
 	for (unsigned p = 0; buf && e->nr_present < SNAP_PAGES_PER_REGION && p < SNAP_PAGES_PER_REGION; p++)
 		if (!snap__page_present(e, p))
 			memset(buf + (size_t)p * SNAP_PAGE_SIZE, 0, SNAP_PAGE_SIZE);
+	if (fault_addr) {
+		/* the faulting page first, which wakes its thread: it need not wait for the other 511 */
+		uint64_t off = (fault_addr & ~(uint64_t)(SNAP_PAGE_SIZE - 1)) - dst;
+		struct uffdio_copy c = { .dst = dst + off, .src = (uintptr_t)src + off, .len = SNAP_PAGE_SIZE };
+
+		ioctl(l->uffd, UFFDIO_COPY, &c); /* EEXIST or a failure: the loop below tells */
+	}
 	while (done < SNAP_REGION_SIZE) {
 		struct uffdio_copy c = { .dst = dst + done, .src = (uintptr_t)src + done, .len = SNAP_REGION_SIZE - done };
 
@@ -84,7 +91,7 @@ static bool lazy__claim(struct snap_lazy *l, uint32_t r, uint8_t from, uint8_t t
 }
 
 /* The fault path: read region r's record synchronously into the handler's buffer, check, fill. */
-static void lazy__fill_now(struct snap_lazy *l, uint32_t r)
+static void lazy__fill_now(struct snap_lazy *l, uint32_t r, uint64_t fault_addr)
 {
 	const struct snap_region *e = &l->f->table[r];
 	uint64_t off = l->f->h.data_off + (uint64_t)r * SNAP_REGION_SIZE;
@@ -103,7 +110,7 @@ static void lazy__fill_now(struct snap_lazy *l, uint32_t r)
 		lazy__set_error(l, ret, msg);
 	}
 	/* A bad record still gets a zero block: a vCPU must not hang in the fault; the VM is failed. */
-	lazy__fill(l, r, ret || !e->nr_present ? NULL : l->fault_buf);
+	lazy__fill(l, r, ret || !e->nr_present ? NULL : l->fault_buf, fault_addr);
 }
 
 static void lazy__handle_fault(struct snap_lazy *l, uint64_t addr)
@@ -118,7 +125,7 @@ static void lazy__handle_fault(struct snap_lazy *l, uint64_t addr)
 		return;
 	if (lazy__claim(l, r, LAZY_EMPTY, LAZY_FILLING) || lazy__claim(l, r, LAZY_QUEUED, LAZY_FILLING)) {
 		l->st.regions_by_fault++;
-		lazy__fill_now(l, r);
+		lazy__fill_now(l, r, addr);
 	} else {
 		pthread_mutex_lock(&l->lock);
 		while (__atomic_load_n(&l->state[r], __ATOMIC_ACQUIRE) != LAZY_DONE && !l->error)
@@ -186,7 +193,7 @@ static int prefetch_done(void *opaque, unsigned slot, uint32_t len, int res)
 		snprintf(msg, sizeof(msg), "snapshot: lazy restore: region %u checksum mismatch", r);
 		lazy__set_error(l, -EINVAL, msg);
 	}
-	lazy__fill(l, r, l->error ? NULL : buf);
+	lazy__fill(l, r, l->error ? NULL : buf, 0);
 	return 0;
 }
 
@@ -204,7 +211,7 @@ static void *lazy__prefetcher(void *opaque)
 		if (!f->table[r].nr_present) {
 			if (lazy__claim(l, r, LAZY_EMPTY, LAZY_FILLING)) {
 				l->st.regions_by_prefetch++;
-				lazy__fill(l, r, NULL);
+				lazy__fill(l, r, NULL, 0);
 			}
 			continue;
 		}

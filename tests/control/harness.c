@@ -111,6 +111,12 @@ static void *fake__main(void *arg)
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop_requested && !h->quit)
 		pthread_cond_wait(&h->cond, &h->lock);
+	if (h->stop_requested && !h->quit && h->stop_delay_ms) {
+		/* a busy VMM main loop takes a while to act on the request */
+		pthread_mutex_unlock(&h->lock);
+		h__sleep_ms(h->stop_delay_ms);
+		pthread_mutex_lock(&h->lock);
+	}
 	if (h->stop_requested && !h->quit) {
 		snprintf(h->status, sizeof(h->status), "shutdown");
 		h->destroying = true;

@@ -43,6 +43,7 @@ struct harness {
 	pthread_cond_t cond;
 	bool stop_requested, destroyed, quit;
 	bool destroying;               /* the fake main loop is tearing down after `stop` */
+	unsigned stop_delay_ms;        /* the fake main loop acts on `stop` this much later */
 	/* what the fake guest reports when it has ended (SHUTDOWN's "guest") */
 	int guest_exit_status;
 	bool guest_forced;

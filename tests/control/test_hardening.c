@@ -148,6 +148,7 @@ static void test_defrag_after_stop(void)
 	struct json_object *o;
 
 	harness__init(&h, "afterstop", NULL);
+	h.stop_delay_ms = 300;   /* as run.c's main loop: the status changes only once it acts */
 	CHECK(raw__connect(&r, h.srv.path) == 0);
 	o = raw__read(&r, T_MS, NULL);
 	json_object_put(o);

@@ -132,7 +132,8 @@ int cmd_list(int argc, char **argv)
 		fprintf(stderr, "vmcompact list: cannot read %s: %s\n", dir, strerror(errno));
 		return CLI_FAILED;
 	}
-	qsort(names, nr, sizeof(*names), list__cmp);
+	if (nr)
+		qsort(names, nr, sizeof(*names), list__cmp);   /* names is NULL when nr is 0 */
 
 	printf("%-20s %8s %-10s %8s  %s\n", "NAME", "PID", "STATUS", "MEM", "BACKING_2M");
 	for (i = 0; i < nr; i++) {

@@ -128,7 +128,7 @@ void window__destroy(struct window *w)
 
 /* Map gpfns [g, g + n) onto frames [f, f + n) of one pool block, or as a PROT_NONE hole if
  * f == FRAME_NONE. */
-static int map_range(struct window *w, gpfn_t g, uint32_t n, frame_t f)
+static int map_range(struct window *w, gpfn_t g, uint32_t n, frame_t f, int extra_flags)
 {
 	uint8_t *addr = w->base + ((uint64_t)g << MM_PAGE_SHIFT);
 	size_t len = (size_t)n << MM_PAGE_SHIFT;
@@ -137,7 +137,7 @@ static int map_range(struct window *w, gpfn_t g, uint32_t n, frame_t f)
 	if (f == FRAME_NONE)
 		r = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 	else
-		r = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->block_fd[f >> MM_PAGEBLOCK_ORDER],
+		r = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | extra_flags, w->block_fd[f >> MM_PAGEBLOCK_ORDER],
 			 (off_t)((uint64_t)(f & (MM_PAGEBLOCK_FRAMES - 1)) << MM_PAGE_SHIFT));
 	if (r == MAP_FAILED)
 		return -errno;
@@ -181,7 +181,7 @@ int window__map_all(struct window *w, const struct gpamap *m, char *err, size_t 
 
 		for (g = start + 1; g < w->nr_gpfns && !starts_vma(m, g); g++)
 			;
-		ret = map_range(w, start, g - start, f);
+		ret = map_range(w, start, g - start, f, 0);
 		if (ret) {
 			mm__set_msg(err, errlen, "map GPA %#" PRIx64 "+%#" PRIx64 " of the guest window: %s",
 				(uint64_t)start << MM_PAGE_SHIFT, (uint64_t)(g - start) << MM_PAGE_SHIFT,
@@ -210,7 +210,7 @@ int window__remap_4k(struct window *w, const struct gpamap *m, gpfn_t g)
 
 	if (g >= w->nr_gpfns)
 		return -EINVAL;
-	ret = map_range(w, g, 1, m->gpfn_frame[g]);
+	ret = map_range(w, g, 1, m->gpfn_frame[g], w->populate_remaps ? MAP_POPULATE : 0);
 	if (ret)
 		return ret;
 	w->nr_vmas += update_boundary(w, m, g);
@@ -226,7 +226,7 @@ int window__remap_2m(struct window *w, const struct gpamap *m, uint32_t region)
 
 	if ((uint64_t)g0 + MM_PAGEBLOCK_FRAMES > w->nr_gpfns || !gpamap__region_in_order(m, region))
 		return -EINVAL;
-	ret = map_range(w, g0, MM_PAGEBLOCK_FRAMES, m->gpfn_frame[g0]);
+	ret = map_range(w, g0, MM_PAGEBLOCK_FRAMES, m->gpfn_frame[g0], w->populate_remaps ? MAP_POPULATE : 0);
 	if (ret)
 		return ret;
 	/* In order: no boundary inside the region; the two ends depend on the neighbours. */

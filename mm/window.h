@@ -18,6 +18,8 @@ struct window {
 	bool hugepage_advice;    /* madvise(MADV_HUGEPAGE) every mapping (default true); set it
 				  * before map_all and leave it: mixed flags stop VMAs merging */
 	uint64_t fake_max_map_count; /* tests: non-zero replaces vm.max_map_count in map_all */
+	bool populate_remaps;    /* MAP_POPULATE on remaps (the guest's next touch faults less, the
+				  * remap costs more: measured by bench_defrag_mm --populate-remaps) */
 };
 
 /* Reserve the window (PROT_NONE) without mapping anything. */

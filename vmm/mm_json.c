@@ -72,6 +72,7 @@ struct json_object *mm_json__stat(const struct mm_stat *st, const struct kvm_pag
 
 	json__add_u64(o, "guest_bytes", st->guest_bytes);
 	json__add_u64(o, "pool_bytes", st->pool_bytes);
+	json__add_u64(o, "pool_capacity_bytes", st->pool_capacity_bytes);
 	json__add_u64(o, "slack_bytes", st->slack_bytes);
 	json__add(o, "pool_backing", json_object_new_string(pool_backing__name(st->backing)));
 	json__add_u64(o, "huge_blocks", st->huge_blocks);
@@ -154,6 +155,15 @@ struct json_object *mm_json__defrag_stats(const struct defrag_stats *st)
 	json__add(o, "pause_max_us", json__fixed(st->pause_max_ns / 1e3, 1));
 	json__add(o, "pause_p99_us", json__fixed(st->pause_p99_ns / 1e3, 1));
 	json__add(o, "pause_total_ms", json__fixed(st->pause_total_ns / 1e6, 3));
+	json__add_str(o, "promote_path", st->promote_path ? st->promote_path : "remap");
+	json__add_u64(o, "borrowed_peak_bytes", st->borrowed_peak_bytes);
+	json__add_u64(o, "borrow_limit_bytes", st->borrow_limit_bytes);
+	json__add_u64(o, "given_back_bytes", st->given_back_bytes);
+	json__add_u64(o, "pool_rss_after_bytes", st->pool_rss_after_bytes);
+	json__add(o, "borrow_ms", json__fixed(st->borrow_ns / 1e6, 3));
+	json__add(o, "give_back_ms", json__fixed(st->give_back_ns / 1e6, 3));
+	json__add_u64(o, "blocks_faulted_lazily", st->blocks_faulted_lazily);
+	json__add(o, "borrow_note", st->borrow_note[0] ? json_object_new_string(st->borrow_note) : NULL);
 	json__add(o, "error", st->error ? json_object_new_string(st->error_msg) : NULL);
 	json__add(o, "vmstat", mm_json__vmstat(&st->delta));
 	return o;

@@ -136,7 +136,7 @@ static void madv_collapse_reference(uint64_t bytes, double *cold, double *warm)
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: bench_defrag_mm [--mem SIZE] [--slack SIZE] [--age A] [--seed S] [--pause-us N]\n"
-		   "                       [--run NAME]... [--list] [--no-hugepage-advice]\n"
+		   "                       [--run NAME]... [--list] [--no-hugepage-advice] [--populate-remaps]\n"
 		   "Builds an aged pool (default 1G guest, 62M slack = 6 %%, age 0.9, seed 7) afresh for each run\n"
 		   "and defragments it with no-op pause hooks: the engine's own cost, against MADV_COLLAPSE of\n"
 		   "the same size (cold, then warm) measured first. Default runs: planned (borrowing),\n"
@@ -151,14 +151,15 @@ int main(int argc, char **argv)
 		{ "age", required_argument, NULL, 'a' }, { "seed", required_argument, NULL, 'S' },
 		{ "pause-us", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
 		{ "list", no_argument, NULL, 'l' }, { "no-hugepage-advice", no_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "help", no_argument, NULL, 'h' },
+		{ "populate-remaps", no_argument, NULL, 'P' }, { 0 },
 	};
 	const size_t nr_variants = sizeof(variants) / sizeof(variants[0]);
 	struct mm_config cfg = { .guest_bytes = 1ULL << 30, .slack_bytes = 62ULL << 20, .prefault = true };
 	struct aging_config ag = AGING_DEFAULTS;
 	bool chosen[sizeof(variants) / sizeof(variants[0])] = { 0 }, any = false;
 	uint64_t pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
-	bool no_advice = false;
+	bool no_advice = false, populate = false;
 	double collapse_cold, collapse_warm;
 	struct vma_budget vb;
 	uint64_t needed;
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A': no_advice = true; break;
+		case 'P': populate = true; break;
 		case 'l':
 			for (size_t i = 0; i < nr_variants; i++)
 				printf("%-16s %s\n", variants[i].name, variants[i].what);
@@ -235,6 +237,7 @@ int main(int argc, char **argv)
 		mm__stat(&mm, &before);
 		if (no_advice) /* experiment: window remaps without madvise(MADV_HUGEPAGE) */
 			mm.win.hugepage_advice = false;
+		mm.win.populate_remaps = populate; /* experiment: MAP_POPULATE on every remap */
 		defrag_request__init(&req);
 		req.mode = v->mode;
 		req.algo = v->algo;

@@ -235,7 +235,8 @@ int snap_writer__finish(struct snap_writer *w, const struct snap_vcpu *vcpus, ui
 	}
 	hdr = meta;
 	memset(hdr, 0, SNAP_HEADER_SIZE);
-	memcpy(meta + h->vcpu_off, vcpus, (size_t)nr_vcpus * sizeof(*vcpus));
+	if (nr_vcpus)   /* vcpus may be NULL then: memcpy from NULL is undefined (UBSan) */
+		memcpy(meta + h->vcpu_off, vcpus, (size_t)nr_vcpus * sizeof(*vcpus));
 	ret = h->layout_len ? writer__layout(w, meta + h->layout_off, err, errlen) : 0;
 	if (ret)
 		goto out;

@@ -11,6 +11,8 @@ command -v python3 >/dev/null || { echo "SKIP: python3 needed to read JSON"; exi
 dir=$(mktemp -d /tmp/vmc-qemu-test.XXXXXX) || exit 1
 pids=""
 cleanup() {
+	# start_qemu runs in $(...): its QEMUs are known by their pid files
+	for f in "$dir"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
 	for p in $pids; do kill "$p" 2>/dev/null; done
 	rm -rf "$dir"
 }
@@ -23,7 +25,6 @@ start_qemu() {
 	qemu-system-x86_64 -M microvm,memory-backend=m0 -accel tcg -m 64M -object "$2" -S \
 		-display none -nodefaults -qmp "unix:$dir/$1.sock,server=on,wait=off" \
 		-daemonize -pidfile "$dir/$1.pid" || fail "qemu did not start ($1)"
-	pids="$pids $(cat "$dir/$1.pid")"
 	cat "$dir/$1.pid"
 }
 share() { python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["share_2m"])'; }

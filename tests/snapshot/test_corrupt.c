@@ -11,6 +11,15 @@
 #include "mm/mm.h"
 #include "vmm/snapshot/snapshot.h"
 
+static char cleanup_path[2][256]; /* removed at exit, also when a check fails */
+
+static void cleanup(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (cleanup_path[i][0])
+			unlink(cleanup_path[i]);
+}
+
 #define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
 			fputc('\n', stderr); exit(1); } while (0)
 #define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
@@ -146,6 +155,9 @@ int main(void)
 			memset(window__gpa_ptr(&mm.win, gpa), (int)(gpa >> 12) | 1, 4096);
 	snprintf(path, sizeof(path), "/dev/shm/vmcompact-corrupt.%d", (int)getpid());
 	snprintf(bad, sizeof(bad), "%s.bad", path);
+	snprintf(cleanup_path[0], sizeof(cleanup_path[0]), "%s", path);
+	snprintf(cleanup_path[1], sizeof(cleanup_path[1]), "%s", bad);
+	atexit(cleanup);
 	if (snapshot__write(&mm, path, true, NULL, 0, NULL, err, sizeof(err)))
 		FAIL("snapshot: %s", err);
 	CHECK(try_restore(path, err, sizeof(err), &mm) == 0);

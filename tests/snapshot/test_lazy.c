@@ -11,6 +11,14 @@
 #include "mm/util.h"
 #include "vmm/snapshot/lazy.h"
 
+static char cleanup_path[4200]; /* removed at exit, also when a check fails */
+
+static void cleanup(void)
+{
+	if (cleanup_path[0])
+		unlink(cleanup_path);
+}
+
 #define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
 			fputc('\n', stderr); exit(1); } while (0)
 #define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
@@ -66,6 +74,8 @@ int main(int argc, char **argv)
 			for (unsigned i = 0; i < 4096; i += 8)
 				*(uint64_t *)window__gpa_ptr(&orig.win, gpa + i) = gpa * 31 + i;
 	snprintf(path, sizeof(path), "%s/vmcompact-lazy.%d", dir, (int)getpid());
+	snprintf(cleanup_path, sizeof(cleanup_path), "%s", path);
+	atexit(cleanup);
 	if (snapshot__write(&orig, path, false, NULL, 0, NULL, err, sizeof(err)))
 		FAIL("snapshot: %s", err);
 	if (snap_file__open(&f, path, 0, err, sizeof(err)))

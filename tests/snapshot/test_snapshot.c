@@ -10,6 +10,14 @@
 #include "mm/mm.h"
 #include "vmm/snapshot/snapshot.h"
 
+static char cleanup_path[4200]; /* removed at exit, also when a check fails */
+
+static void cleanup(void)
+{
+	if (cleanup_path[0])
+		unlink(cleanup_path);
+}
+
 #define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
 			fputc('\n', stderr); exit(1); } while (0)
 #define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
@@ -118,6 +126,8 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	snprintf(path, sizeof(path), "%s/vmcompact-test-snapshot.%d", dir, (int)getpid());
+	snprintf(cleanup_path, sizeof(cleanup_path), "%s", path);
+	atexit(cleanup);
 	cfg.aging.age = 0.9;
 	cfg.aging.seed = 7;
 	create(&mm, &cfg, "aged");

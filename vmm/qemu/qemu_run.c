@@ -53,6 +53,13 @@ struct qrun {
 	unsigned samples;
 };
 
+static volatile sig_atomic_t qrun_stop;
+
+static void qrun__on_signal(int sig)
+{
+	qrun_stop = 1;
+}
+
 static uint64_t qrun__now_ms(void)
 {
 	return util__now_ns() / 1000000;
@@ -80,7 +87,7 @@ static void qrun__usage(FILE *f)
 		"  --json              the report as JSON on stdout, the guest console on stderr\n\n"
 		"A second QMP socket is left for other tools (vmcompact stat/defrag --qemu PID).\n"
 		"Exit status: the guest's (0 ok, 10 verify found corruption); 1 failure; 2 usage;\n"
-		"4 killed at --timeout; 8 QEMU, the agent or the backing unavailable.\n");
+		"4 stopped at --timeout or by a signal; 8 QEMU, the agent or the backing unavailable.\n");
 }
 
 static int qrun__parse(int argc, char **argv, struct qrun_opts *o)
@@ -403,7 +410,8 @@ static int qrun__loop(struct qrun *q)
 			/* eagerly until QEMU answers: a short workload may end within a second */
 			next_sample = now + (q->have_cover ? QRUN_SAMPLE_MS : 20);
 		}
-		if (now >= deadline && !timed_out) {
+		/* --timeout, Ctrl-C or SIGTERM: stop QEMU, then clean up as usual */
+		if ((now >= deadline || qrun_stop) && !timed_out) {
 			kill(q->pid, SIGTERM);
 			timed_out = true;
 		}
@@ -441,7 +449,8 @@ static int qrun__exit_code(struct qrun *q, int status)
 	struct json_object *v;
 
 	if (status == -ETIMEDOUT) {
-		fprintf(stderr, "vmcompact qemu run: killed QEMU at --timeout\n");
+		fprintf(stderr, "vmcompact qemu run: stopped QEMU (%s)\n",
+			qrun_stop ? "signal" : "--timeout");
 		return 4;
 	}
 	if (q->result && json_object_object_get_ex(q->result, "exit_status", &v))
@@ -557,6 +566,9 @@ static int qemu_run(int argc, char **argv)
 		code = r == -ENOTSUP ? QEMU_EXIT_UNAVAILABLE : qemu_exit__from_errno(r);
 		goto out;
 	}
+	qrun_stop = 0;
+	signal(SIGINT, qrun__on_signal);
+	signal(SIGTERM, qrun__on_signal);
 	status = qrun__loop(q);
 	code = qrun__exit_code(q, status);
 	qrun__report(q, code);

@@ -266,7 +266,12 @@ static void test_scenario(bool advice)
 		CHECK(window__remap_2m(&fx.w, &fx.m, by_4k_region) == 0);
 		for (gpfn_t g = by_4k_region * 512; g < by_4k_region * 512 + 512; g++)
 			check_gpfn(&fx, g);
-		CHECK_EQ(smaps_pmd_kb(lo, hi), before + 2048);
+		pool__refresh_huge(&fx.pool);
+		if (pool__block_is_huge(&fx.pool, gpamap__frame(&fx.m, by_4k_region * 512)))
+			CHECK_EQ(smaps_pmd_kb(lo, hi), before + 2048);
+		else /* the host (reclaim, DAMON's pageout scheme) split that block meanwhile */
+			printf("%s: block of region %u no longer a host huge page; PMD check skipped\n", tu_case,
+			       by_4k_region);
 		check_vmas(&fx, "after the 2M remap of the region rebuilt by 4K");
 	}
 	printf("%s: %llu VMAs at the end, matching /proc/self/maps\n", tu_case,

@@ -166,6 +166,7 @@ static void isolate_migratepages_block(struct compact_control *cc, frame_t low, 
 			break;
 	}
 	cc->migrate_pfn = f < end ? f : end;
+	trace_mm_compaction_isolate_migratepages(mm, low, cc->migrate_pfn, scanned, isolated);
 	cc->total_migrate_scanned += scanned;
 	mm->vmstat.compact_migrate_scanned += scanned;
 	mm->vmstat.compact_isolated += isolated;
@@ -224,6 +225,7 @@ static void isolate_freepages_block(struct compact_control *cc, frame_t *start, 
 		if (cc->nr_freepages - cc->next_freepage >= cc->nr_migratepages)
 			break;
 	}
+	trace_mm_compaction_isolate_freepages(mm, *start, f, scanned, isolated);
 	*start = f;
 	cc->total_free_scanned += scanned;
 	mm->vmstat.compact_free_scanned += scanned;
@@ -309,8 +311,8 @@ static int migrate_pages(struct compact_control *cc)
 {
 	struct defrag_engine *e = cc->engine;
 	struct mm *mm = cc->mm;
+	uint32_t i, moved = 0;
 	int ret = 0;
-	uint32_t i;
 
 	for (i = 0; i < cc->nr_migratepages; i++) {
 		frame_t src = cc->migratepages[i], dst;
@@ -330,10 +332,13 @@ static int migrate_pages(struct compact_control *cc)
 			cc->freepages[--cc->next_freepage] = dst; /* dst is still isolated: unuse it */
 			break;
 		}
+		moved++;
 	}
 	/* The pages left over are "put back": nothing to undo, they never left their frames. */
 	if (ret && ret != -ECANCELED)
 		mm->vmstat.pgmigrate_fail += cc->nr_migratepages - i;
+	trace_mm_migrate_pages(mm, moved, ret && ret != -ECANCELED ? cc->nr_migratepages - i : 0, 0, 0, "compaction");
+	trace_mm_compaction_migratepages(mm, moved, ret && ret != -ECANCELED ? cc->nr_migratepages - i : 0);
 	cc->nr_migratepages = 0;
 	return ret;
 }
@@ -367,6 +372,7 @@ enum compact_result compact_zone(struct compact_control *cc)
 		cc->migrate_pfn = e->cached_migrate_pfn;
 		cc->free_pfn = e->cached_free_pfn;
 	}
+	trace_mm_compaction_begin(mm, 0, cc->migrate_pfn, cc->free_pfn, mm->buddy.nr_frames, cc->order);
 
 	while ((ret = compact_finished(cc)) == COMPACT_CONTINUE) {
 		defrag__hold(e);
@@ -393,6 +399,8 @@ enum compact_result compact_zone(struct compact_control *cc)
 		defrag__scan_yield(e);
 	}
 	defrag__hold(e);
+	trace_mm_compaction_end(mm, 0, cc->migrate_pfn, cc->free_pfn, mm->buddy.nr_frames, cc->order,
+				compact_result__name(ret));
 	release_freepages(cc);
 	if (ret == COMPACT_COMPLETE) {
 		e->cached_migrate_pfn = 0;

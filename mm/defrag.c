@@ -129,6 +129,7 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req_in, const struct 
 	st->blocks_faulted_lazily = lazy;
 	if (ret)
 		goto out;
+	trace_defrag_begin(mm, defrag_mode__name(req->mode), defrag_algo__name(req->algo), req->order);
 
 	if (req->mode > DEFRAG_FULL || req->algo > DEFRAG_ALGO_PLANNED) {
 		defrag__set_error(&e, -EINVAL, "defrag: unknown mode %d or algorithm %d", req->mode, req->algo);
@@ -164,5 +165,6 @@ int mm__defrag(struct mm *mm, const struct defrag_request *req_in, const struct 
 		defrag__set_error(&e, ret, "cancelled");
 out:
 	defrag_engine__exit(&e);
+	trace_defrag_end(mm, ret, st->wall_ns, st->steps, st->pages_copied, st->regions_backed_2m);
 	return ret;
 }

@@ -71,6 +71,7 @@ int defrag__step_begin(struct defrag_engine *e)
 	pthread_mutex_lock(&e->mm->lock);
 	e->in_step = true;
 	e->step_ops = 0;
+	trace_vcpu_pause(e->mm, e->st->steps + 1, mm__now_ns() - e->step_t0_ns);
 	return 0;
 }
 
@@ -112,6 +113,8 @@ void defrag__step_end(struct defrag_engine *e)
 		e->ops->resume(e->ops->ctx);
 	e->in_step = false;
 	record_pause(e, t_end - e->step_t0_ns);
+	trace_vcpu_resume(e->mm, e->st->steps, t_end - e->step_t0_ns);
+	trace_defrag_step(e->mm, e->st->steps, t_end - e->step_t0_ns, e->step_ops, e->st->pages_copied);
 	if (e->req->progress)
 		e->req->progress(e->req->progress_ctx, e->progress_done, e->progress_total);
 }
@@ -258,6 +261,7 @@ int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned fla
 	e->st->pages_copied++;
 	e->step_ops++;
 	e->est_move_ns = ewma(e->est_move_ns, mm__now_ns() - t);
+	trace_defrag_move(mm, owner == FRAME_GUEST ? (long long)gpamap__gpfn(&mm->map, dst) : -1LL, src, dst, mm__now_ns() - t, flags);
 	return 0;
 }
 
@@ -276,6 +280,7 @@ static int remap_window_2m(struct defrag_engine *e, uint32_t r, uint64_t runs)
 	e->compound[r] = 1;
 	e->st->remaps_2m++;
 	e->step_ops++;
+	trace_mm_collapse_huge_page(mm, r, runs, dt);
 	if (runs <= 1)
 		e->est_remap_ns = ewma(e->est_remap_ns, dt);
 	else if (dt > e->est_remap_ns)

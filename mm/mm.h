@@ -8,6 +8,7 @@
 #include "mm/buddy.h"
 #include "mm/gpamap.h"
 #include "mm/pool.h"
+#include "mm/trace.h"
 #include "mm/window.h"
 
 struct mm_config {
@@ -80,6 +81,8 @@ struct mm {
 	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping; set by
 				      * mm__create for regions in order, kept by whoever remaps */
 	struct mm_startup startup;
+	struct mm_trace *trace;    /* trace-file sink for mm/trace.h's events, NULL: USDT probes only;
+				    * set by the owner after mm__create */
 	/* asynchronous prefault: the guest may start while the pool is faulted in */
 	pthread_t prefault_thread;
 	bool prefault_thread_started;

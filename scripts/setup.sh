@@ -35,6 +35,9 @@ packages=(gcc meson ninja-build pkg-config libjson-c-dev socat qemu-system-x86
 packages+=(liburing-dev)
 # clang + its runtime (libFuzzer, sanitizers): the fuzz targets (scripts/fuzz.sh, CI's brief run).
 packages+=(clang libclang-rt-14-dev)
+# systemtap-sdt-dev: <sys/sdt.h> for the USDT trace probes (README 'Tracing'); gnuplot-nox: the
+# plots of `vmcompact experiment`.
+packages+=(systemtap-sdt-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -98,6 +98,12 @@ static int run__setup_ram(struct run_ctx *ctx, char *err, size_t errlen)
 		return rc;
 	ctx->mm_created = true;
 	ctx->ram = ctx->mm.win.base;
+	if (ctx->opts.trace_path) {
+		rc = mm_trace__open(&ctx->trace, ctx->opts.trace_path, err, errlen);
+		if (rc)
+			return rc;
+		ctx->mm.trace = &ctx->trace;
+	}
 	rc = snap ? snap->load_memory(ctx, err, errlen) : 0;
 	if (rc)
 		return rc;
@@ -110,6 +116,8 @@ static void run__teardown_ram(struct run_ctx *ctx)
 {
 	if (ctx->mm_created)
 		mm__destroy(&ctx->mm);
+	if (mm_trace__close(&ctx->trace))
+		fprintf(stderr, "vmcompact: writing the trace file %s failed\n", ctx->opts.trace_path);
 	ctx->mm_created = false;
 	ctx->ram = NULL;
 }

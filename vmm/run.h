@@ -68,6 +68,7 @@ struct run_options {
 	/* control socket */
 	const char *name;          /* --name */
 	const char *socket_path;   /* --socket */
+	const char *trace_path;    /* --trace: the defrag engine's trace events to this file */
 	/* snapshots */
 	const char *restore_path;  /* --restore FILE */
 	bool restore_lazy;         /* --lazy */
@@ -86,6 +87,7 @@ struct run_ctx {
 	uint8_t *ram;              /* host VA of GPA 0: the mm window */
 	struct mm mm;              /* guest memory: frame pool, buddy, GPA map, window */
 	bool mm_created;
+	struct mm_trace trace;     /* --trace sink (mm->trace points here while it is open) */
 	struct mm_stat mem_start, mem_before, mem_after; /* at start, before defrag, at the end */
 	struct kvm_pages kvm_before, kvm_after; /* kvm_after: read just before teardown */
 	bool have_before;

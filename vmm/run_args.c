@@ -203,6 +203,9 @@ static const struct run_flag run_flags[] = {
 	{ NULL, "proactiveness", "N", FLAG_COUNT, F(proactiveness), sizeof(int), 0, 100, NULL,
 	  "background defragmenter aggressiveness 0..100 (default " VMC_STR(DEFRAGD_DEFAULT_PROACTIVENESS)
 	  ", as Linux's\nvm.compaction_proactiveness: act above score 100-N+10, stop at 100-N)" },
+	{ NULL, "trace", "FILE", FLAG_STR, F(trace_path), 0, 0, 0, NULL,
+	  "write the defrag engine's trace events (mm_compaction_*, mm_migrate_pages,\n"
+	  "vcpu_pause/resume, defrag_step, ...) to FILE, one a line; README 'Tracing'" },
 	{ NULL, "defrag-max-mbps", "N", FLAG_COUNT, F(defrag_max_mbps), sizeof(int64_t), 0, DEFRAGD_MBPS_MAX, NULL,
 	  "background defragmenter copy budget in MB/s, 0 = unlimited (default "
 	  VMC_STR(DEFRAGD_DEFAULT_MAX_MBPS) ":\nevery moved page costs the guest a shadow-page refault, so gentle)" },

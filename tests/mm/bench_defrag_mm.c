@@ -136,12 +136,13 @@ static void madv_collapse_reference(uint64_t bytes, double *cold, double *warm)
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: bench_defrag_mm [--mem SIZE] [--slack SIZE] [--age A] [--seed S] [--pause-us N]\n"
-		   "                       [--run NAME]... [--list] [--no-hugepage-advice] [--populate-remaps]\n"
+		   "                       [--run NAME]... [--list] [--no-hugepage-advice] [--trace FILE]\n"
 		   "Builds an aged pool (default 1G guest, 62M slack = 6 %%, age 0.9, seed 7) afresh for each run\n"
 		   "and defragments it with no-op pause hooks: the engine's own cost, against MADV_COLLAPSE of\n"
 		   "the same size (cold, then warm) measured first. Default runs: planned (borrowing),\n"
 		   "planned-noborrow, planned-4k. --no-hugepage-advice is an experiment: the window's\n"
-		   "remaps skip madvise(MADV_HUGEPAGE) (its VMA count model no longer holds then).\n");
+		   "remaps skip madvise(MADV_HUGEPAGE) (its VMA count model no longer holds then).\n"
+		   "--trace FILE writes every run's trace events (mm/trace.h) to FILE, one a line.\n");
 }
 
 int main(int argc, char **argv)
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
 		{ "age", required_argument, NULL, 'a' }, { "seed", required_argument, NULL, 'S' },
 		{ "pause-us", required_argument, NULL, 'p' }, { "run", required_argument, NULL, 'r' },
 		{ "list", no_argument, NULL, 'l' }, { "no-hugepage-advice", no_argument, NULL, 'A' },
+		{ "trace", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "populate-remaps", no_argument, NULL, 'P' }, { 0 },
 	};
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
 	bool chosen[sizeof(variants) / sizeof(variants[0])] = { 0 }, any = false;
 	uint64_t pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
 	bool no_advice = false, populate = false;
+	struct mm_trace trace = { 0 };
+	const char *trace_path = NULL;
 	double collapse_cold, collapse_warm;
 	struct vma_budget vb;
 	uint64_t needed;
@@ -185,6 +189,7 @@ int main(int argc, char **argv)
 			break;
 		case 'A': no_advice = true; break;
 		case 'P': populate = true; break;
+		case 'T': trace_path = optarg; break;
 		case 'l':
 			for (size_t i = 0; i < nr_variants; i++)
 				printf("%-16s %s\n", variants[i].name, variants[i].what);
@@ -216,6 +221,14 @@ int main(int argc, char **argv)
 	       "no-op pause hooks%s\n", (unsigned long long)(cfg.guest_bytes >> 20),
 	       (unsigned long long)(cfg.slack_bytes >> 20), ag.age, (unsigned long long)ag.seed,
 	       (unsigned long long)(pause_ns / 1000), no_advice ? ", no MADV_HUGEPAGE on remaps" : "");
+	if (trace_path) {
+		char terr[256];
+
+		if (mm_trace__open(&trace, trace_path, terr, sizeof(terr))) {
+			fprintf(stderr, "%s\n", terr);
+			return 2;
+		}
+	}
 	for (size_t i = 0; i < nr_variants; i++) {
 		const struct variant *v = &variants[i];
 		struct mm_step_ops ops = { .pause = noop_pause, .resume = noop_resume };
@@ -245,7 +258,9 @@ int main(int argc, char **argv)
 		req.flags = v->flags;
 		req.max_pause_ns = pause_ns;
 		req.borrow_bytes = v->borrow;
+		mm.trace = trace.file ? &trace : NULL;
 		ret = mm__defrag(&mm, &req, &ops, &st);
+		mm.trace = NULL;
 		mm__stat(&mm, &after);
 		gib = (double)(st.pages_copied << MM_PAGE_SHIFT) / (double)(1ULL << 30);
 		t_memcpy = memcpy_reference(&mm, st.pages_copied, false);
@@ -303,5 +318,5 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		mm__destroy(&mm);
 	}
-	return 0;
+	return mm_trace__close(&trace) ? 1 : 0;
 }

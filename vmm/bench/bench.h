@@ -9,5 +9,7 @@ int bench_defrag__cmd(int argc, char **argv);
 int bench_gups__cmd(int argc, char **argv);
 int bench_moves__cmd(int argc, char **argv);
 int bench_defragd__cmd(int argc, char **argv);
+int bench_mm__cmd(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const char bench_defrag__usage[] =
 "  --gups-ms MS      length of each GUPS measurement window (default 2000)\n"
 "  --no-baseline     skip the memcpy and MADV_COLLAPSE references\n"
 "  --json            machine-readable result on stdout\n"
+"  --trace FILE      write the defrag engine's trace events (mm/trace.h) to FILE, one a line\n"
 "\n"
 "A scattered 1 GiB guest needs about 236k mappings: raise vm.max_map_count first\n"
 "(scripts/setup.sh --raise-map-count); vmcompact refuses with the exact sysctl otherwise.\n";
@@ -53,6 +54,8 @@ struct bench_opts {
 	uint64_t gups_ms;
 	bool baseline;
 	bool json;
+	const char *trace_path;    /* --trace FILE (bench defrag) */
+	struct mm_trace *trace;    /* open while the defrags run */
 };
 
 /* One measured VM: layout, GUPS and KVM view before and after (defrag optional). */
@@ -70,7 +73,7 @@ struct bench_result {
 	uint64_t metadata_bytes;
 };
 
-enum { OPT_ALGO = BENCH_OPT_OWN, OPT_PAUSE, OPT_GUPS_MS, OPT_NO_BASELINE, OPT_JSON };
+enum { OPT_ALGO = BENCH_OPT_OWN, OPT_PAUSE, OPT_GUPS_MS, OPT_NO_BASELINE, OPT_JSON, OPT_TRACE };
 
 static const struct option bench_longopts[] = {
 	BENCH_GUEST_LONGOPTS,
@@ -79,6 +82,7 @@ static const struct option bench_longopts[] = {
 	{ "gups-ms", required_argument, NULL, OPT_GUPS_MS },
 	{ "no-baseline", no_argument, NULL, OPT_NO_BASELINE },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "trace", required_argument, NULL, OPT_TRACE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -115,6 +119,9 @@ static int bench__parse_opt(void *opts, int c, const char *arg)
 		return 0;
 	case OPT_JSON:
 		o->json = true;
+		return 0;
+	case OPT_TRACE:
+		o->trace_path = arg;
 		return 0;
 	}
 	return -EINVAL;
@@ -165,8 +172,10 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		run__step_ops(ctx, &ops);
 		res->algo = (enum defrag_algo)algo;
 		res->defragged = true;
+		ctx->mm.trace = o->trace;
 		if (mm__defrag(&ctx->mm, &req, &ops, &res->st) && res->st.error != -ECANCELED)
 			fprintf(stderr, "vmcompact bench: defrag: %s\n", res->st.error_msg);
+		ctx->mm.trace = NULL;
 		/* Let the guest touch everything again so KVM rebuilds its entries, now 2 MiB. */
 		if (!bench_vm__sleep(ctx, 1000))
 			goto guest_ended;
@@ -266,6 +275,7 @@ CELL(status, "%s", r->rc ? "FAILED" : "ok")
 
 int bench_defrag__cmd(int argc, char **argv)
 {
+	struct mm_trace trace = { 0 };
 	struct bench_opts o;
 	struct bench_result res[2];
 	double memcpy_s = 0, collapse_s = 0;
@@ -277,6 +287,13 @@ int bench_defrag__cmd(int argc, char **argv)
 	rc = bench__parse_args(argc, argv, "defrag", bench_longopts, bench_defrag__usage, &o.guest, bench__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
+	if (o.trace_path) {
+		if (mm_trace__open(&trace, o.trace_path, err, sizeof(err))) {
+			fprintf(stderr, "vmcompact bench defrag: %s\n", err);
+			return VMC_EXIT_USAGE;
+		}
+		o.trace = &trace;
+	}
 
 	for (int algo = DEFRAG_ALGO_PLANNED; algo >= DEFRAG_ALGO_LINUX; algo--) {
 		if (!(o.algos & (1 << algo)))
@@ -291,6 +308,8 @@ int bench_defrag__cmd(int argc, char **argv)
 		}
 		n++;
 	}
+	if (mm_trace__close(&trace))
+		fprintf(stderr, "vmcompact bench defrag: writing the trace file failed\n");
 	if (o.baseline) {
 		if (baseline__memcpy_4k(o.guest.mem_bytes, o.guest.seed, &memcpy_s, err, sizeof(err)))
 			fprintf(stderr, "vmcompact bench defrag: %s\n", err);
@@ -371,6 +390,10 @@ int bench_gups__cmd(int argc, char **argv)
 	rc = bench__parse_args(argc, argv, "gups", bench_longopts, bench_gups__usage, &o.guest, bench__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;
+	if (o.trace_path) {
+		fprintf(stderr, "vmcompact bench gups: --trace: this benchmark runs no defrag (use bench defrag)\n");
+		return VMC_EXIT_USAGE;
+	}
 	bench__one(&o, 0.0, -1, &lin);
 	if (lin.rc)
 		fprintf(stderr, "vmcompact bench gups: linear: %s\n", lin.err);

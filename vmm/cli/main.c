@@ -25,6 +25,7 @@ static const struct vmc_cmd commands[] = {
 	{ "watch", cmd_watch, "keep a QEMU/libvirt guest's RAM on 2 MiB pages (defragd's policy)" },
 	{ "qemu", cmd_qemu, "qemu run|age: the guest agent under QEMU; age a QEMU guest's RAM" },
 	{ "demo", cmd_demo, "the main job: an aged guest defragmented live, before/after table" },
+	{ "experiment", cmd_experiment, "a matrix of backings x workloads x sizes: results.csv, summary.md, plots" },
 	{ "bench", cmd_bench, "benchmarks: startup, gups, defrag" },
 };
 

@@ -137,6 +137,24 @@ static int parse_defrag_algo(struct run_options *o, const char *s, char *err, si
 	return 0;
 }
 
+/* --borrow auto|off|SIZE: how many 2 MiB blocks defrag may borrow from the host. */
+static int parse_borrow(struct run_options *o, const char *s, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (!strcmp(s, "auto")) {
+		o->defrag_req.borrow_bytes = DEFRAG_BORROW_AUTO;
+	} else if (!strcmp(s, "off")) {
+		o->defrag_req.borrow_bytes = DEFRAG_BORROW_OFF;
+	} else if (util__parse_size(s, &v) || !v || v > VMC_MAX_RAM) {
+		snprintf(err, errlen, "--borrow '%s': need auto, off or a size up to 64G", s);
+		return -EINVAL;
+	} else {
+		o->defrag_req.borrow_bytes = v;
+	}
+	return 0;
+}
+
 static int parse_max_pause(struct run_options *o, const char *s, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -195,6 +213,10 @@ static const struct run_flag run_flags[] = {
 	{ NULL, "defrag-algo", "A", FLAG_CUSTOM, 0, 0, 0, 0, parse_defrag_algo,
 	  "planned (default: pages go straight to their final slot) or linux\n"
 	  "(compact_zone() then khugepaged-style collapse, the reference)" },
+	{ NULL, "borrow", "auto|off|SIZE", FLAG_CUSTOM, 0, 0, 0, 0, parse_borrow,
+	  "planned defrag copies scattered regions whole into 2 MiB blocks borrowed\n"
+	  "from the host, then gives back what is left free: auto (default, bounded by\n"
+	  "MemAvailable), off, or at most SIZE" },
 	{ NULL, "defrag-order", "N", FLAG_COUNT, F(defrag_req.order), sizeof(int), 0, MM_MAX_ORDER - 1, NULL,
 	  "with --defrag-mode compact: stop once a free block of order N exists\n"
 	  "(default: full compaction, like /proc/sys/vm/compact_memory)" },

@@ -73,8 +73,8 @@ static int plot_access(const char *dir, const struct exp_spec *s, const struct e
 		goto fail;
 	fprintf(g, PLOT_TERM "set output 'access.png'\n"
 		   "set title 'Pointer chase: cost of a dependent load vs working set (median, bars min-max)'\n"
-		   "set xlabel 'working set (MiB, log scale)'\nset ylabel 'ns per access'\nset logscale x 2\n"
-		   "set key top left box opaque\nset grid\nset yrange [0:*]\nplot");
+		   "set xlabel 'working set (MiB, log scale)'\nset ylabel 'ns per access (log scale)'\nset logscale x 2\n"
+		   "set logscale y 10\nset key top left box opaque\nset grid\nplot");
 	for (size_t l = 0; l < 2; l++)
 		for (unsigned b = 0; b < s->nr_backings; b++) {
 			struct exp_filter fl = { .experiment = "workload", .level = levels[l], .backing = s->backings[b],
@@ -96,9 +96,9 @@ static int plot_access(const char *dir, const struct exp_spec *s, const struct e
 			if (!any)
 				continue;
 			fprintf(d, "\n\n");
-			fprintf(g, "%s 'access.dat' index %u using 1:2:3:4 with yerrorlines lw 2 pt 7 title '%s (%s level)'",
+			fprintf(g, "%s 'access.dat' index %u using 1:2:3:4 with yerrorlines lw 2 pt 7 title '%s (%s)'",
 				series ? ", \\\n  " : " ", series, s->backings[b],
-				!strcmp(levels[l], "mm") ? "mm: host threads, no vCPU" : "kvm guest");
+				!strcmp(levels[l], "mm") ? "mm level: host threads" : "KVM guest");
 			series++;
 		}
 	fprintf(g, "\n");
@@ -261,11 +261,11 @@ static int plot_timeline(const char *dir, const struct exp_spec *s, const struct
 		   "set title \"%llu MiB guest, %s on one thread, planned defrag at %llu MB/s copy budget (mm level)\"\n"
 		   "set xlabel 'time (s)'\nset ylabel '2 MiB coverage of guest memory (%%)'\n"
 		   "set y2label '%s throughput (M %ss per second)'\nset yrange [0:105]\nset y2range [0:*]\n"
-		   "set ytics nomirror\nset y2tics\nset key center right box opaque\nset grid\n"
+		   "set ytics nomirror\nset y2tics\nset key center left box opaque\nset grid\n"
 		   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'gray'\n"
-		   "set label 'defrag starts' at %.3f, graph 0.95 offset 0.5,0 textcolor rgb 'gray40'\n"
+		   "set label 'defrag starts' at %.3f, graph 0.06 offset 0.5,0 textcolor rgb 'gray40'\n"
 		   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'gray'\n"
-		   "set label 'defrag done' at %.3f, graph 0.95 offset 0.5,0 textcolor rgb 'gray40'\n"
+		   "set label 'defrag done' at %.3f, graph 0.06 offset 0.5,0 textcolor rgb 'gray40'\n"
 		   "plot 'timeline.dat' using 1:2 with lines lw 2 title '2 MiB coverage (left axis)', \\\n"
 		   "  'timeline.dat' using 1:3 axes x1y2 with lines lw 2 title '%s throughput (right axis)'\n",
 		(unsigned long long)(s->timeline_mem >> 20), s->timeline_workload, (unsigned long long)s->timeline_max_mbps,

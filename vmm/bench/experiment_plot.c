@@ -261,7 +261,7 @@ static int plot_timeline(const char *dir, const struct exp_spec *s, const struct
 		   "set title \"%llu MiB guest, %s on one thread, planned defrag at %llu MB/s copy budget (mm level)\"\n"
 		   "set xlabel 'time (s)'\nset ylabel '2 MiB coverage of guest memory (%%)'\n"
 		   "set y2label '%s throughput (M %ss per second)'\nset yrange [0:105]\nset y2range [0:*]\n"
-		   "set ytics nomirror\nset y2tics\nset key center left box opaque\nset grid\n"
+		   "set ytics nomirror\nset y2tics\nset key below box\nset bmargin 6\nset grid\n"
 		   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'gray'\n"
 		   "set label 'defrag starts' at %.3f, graph 0.06 offset 0.5,0 textcolor rgb 'gray40'\n"
 		   "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'gray'\n"

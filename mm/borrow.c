@@ -13,6 +13,7 @@
 #define BORROW_MARGIN_SHARE 20            /* ... or 1/20 of MemTotal, whichever is more */
 #define RESERVE_BLOCKS_MAX 4              /* free blocks kept pre-faulted after giving back */
 #define RESERVE_PER_BLOCKS 64             /* ... at most one per this many pool blocks */
+#define BORROW_BATCH 32                   /* blocks faulted in at a time (then the cost is judged) */
 
 /* Blocks the request and the host allow borrowing now (beyond what is present). */
 static uint32_t borrow_limit(struct defrag_engine *e)
@@ -86,11 +87,40 @@ static uint32_t borrow_files(struct defrag_engine *e, uint32_t *blocks, uint32_t
 	return got;
 }
 
-int borrow__grow(struct defrag_engine *e, uint32_t want)
+/* Borrow up to n blocks now: made, faulted in in parallel, joined to the allocator. Returns
+ * how many joined; *failed counts those whose fault-in failed. */
+static uint32_t borrow_batch(struct defrag_engine *e, uint32_t *blocks, int *rc, uint32_t n, uint32_t *failed)
 {
 	struct mm *mm = e->mm;
-	uint32_t limit = borrow_limit(e), got, *blocks = NULL, failed = 0;
-	int *rc = NULL;
+	uint32_t got, joined = 0;
+
+	/* Outside any pause and without mm->lock: the new blocks are in no allocator yet, so only
+	 * this thread knows them while their host huge pages are faulted in, in parallel. */
+	got = borrow_files(e, blocks, n);
+	pool__populate_blocks(&mm->pool, blocks, got, 0, rc);
+	defrag__hold(e);
+	for (uint32_t i = 0; i < got; i++) {
+		if (rc[i]) {
+			pool__block_drop(&mm->pool, blocks[i]);
+			(*failed)++;
+			continue;
+		}
+		pool__refresh_block(&mm->pool, blocks[i]);
+		block_join(mm, blocks[i]);
+		e->blocks_borrowed++;
+		joined++;
+	}
+	if (mm->pool.nr_present > e->present_peak)
+		e->present_peak = mm->pool.nr_present;
+	defrag__release(e);
+	return joined;
+}
+
+int borrow__grow(struct defrag_engine *e, uint32_t want, uint64_t saves_ns)
+{
+	struct mm *mm = e->mm;
+	uint32_t limit = borrow_limit(e), done = 0, failed = 0, *blocks;
+	int *rc;
 
 	e->st->borrow_limit_bytes = (uint64_t)limit * BLOCK_BYTES;
 	if (want > limit) {
@@ -101,34 +131,28 @@ int borrow__grow(struct defrag_engine *e, uint32_t want)
 	}
 	if (!want)
 		return 0;
-	blocks = malloc(want * sizeof(*blocks));
-	rc = calloc(want, sizeof(*rc));
-	if (!blocks || !rc) {
-		free(blocks);
-		free(rc);
-		return 0; /* no borrowing, not an error */
-	}
-	/* Outside any pause and without mm->lock: the new blocks are in no allocator yet, so only
-	 * this thread knows them while their host huge pages are faulted in, in parallel. */
-	got = borrow_files(e, blocks, want);
-	pool__populate_blocks(&mm->pool, blocks, got, 0, rc);
-	defrag__hold(e);
-	for (uint32_t i = 0; i < got; i++) {
-		if (rc[i]) {
-			pool__block_drop(&mm->pool, blocks[i]);
-			failed++;
-			continue;
+	blocks = malloc(BORROW_BATCH * sizeof(*blocks));
+	rc = calloc(BORROW_BATCH, sizeof(*rc));
+	while (blocks && rc && done < want && !defrag__cancelled(e)) {
+		uint32_t n = want - done < BORROW_BATCH ? want - done : BORROW_BATCH, got;
+		uint64_t t0 = mm__now_ns(), per;
+
+		got = borrow_batch(e, blocks, rc, n, &failed);
+		done += got;
+		if (got < n)
+			break;
+		/* auto: a block is worth borrowing while it faults in faster than the 4 KiB moves it
+		 * saves; a host handing out huge pages cold (ms each) may make it not worth it. */
+		per = (mm__now_ns() - t0) / got;
+		if (e->req->borrow_bytes == DEFRAG_BORROW_AUTO && saves_ns && per > saves_ns && done < want) {
+			snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "slow host huge pages: %.1f ms/block > "
+				 "%.1f ms saved; %u of %u", per / 1e6, saves_ns / 1e6, done % 100000, want % 100000);
+			break;
 		}
-		pool__refresh_block(&mm->pool, blocks[i]);
-		block_join(mm, blocks[i]);
-		e->blocks_borrowed++;
 	}
-	if (mm->pool.nr_present > e->present_peak)
-		e->present_peak = mm->pool.nr_present;
-	defrag__release(e);
 	if (failed)
-		snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "%u of %u borrowed blocks not faulted in "
-			 "(host memory short)", failed, got);
+		snprintf(e->st->borrow_note, sizeof(e->st->borrow_note), "%u borrowed blocks not faulted in "
+			 "(host memory short)", failed);
 	free(blocks);
 	free(rc);
 	return 0;

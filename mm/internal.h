@@ -140,10 +140,11 @@ int collapse__linux(struct defrag_engine *e);
 frame_t collapse__find_free_huge_block(const struct mm *mm);
 /* borrow.c: the elastic pool. borrow__grow: add up to `want` blocks from the host (faulted in,
  * free in the buddy allocator), within req->borrow_bytes, MemAvailable, the VMA budget and the
- * pool's capacity; outside any pause. borrow__give_back: move movable ballast out of blocks that
+ * pool's capacity; outside any pause; with DEFRAG_BORROW_AUTO it stops once a block takes longer
+ * to fault in than saves_ns (the 4 KiB moves one borrowed block saves). borrow__give_back: move movable ballast out of blocks that
  * hold nothing else and give those blocks back until the pool is its start size plus a small
  * reserve. Both 0 or -errno (then stats say why). */
-int borrow__grow(struct defrag_engine *e, uint32_t want);
+int borrow__grow(struct defrag_engine *e, uint32_t want, uint64_t saves_ns);
 int borrow__give_back(struct defrag_engine *e);
 /* plan.c: the planned collapse; plan_compact.c: order-targeted compaction by evacuating chunks. */
 int plan__collapse(struct defrag_engine *e);

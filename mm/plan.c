@@ -824,10 +824,11 @@ static int execute_ordered(struct plan *p)
  * Blocks to borrow: one per region to be copied, less the clean blocks that are wholly free
  * already. Every region then gets an empty target: copied whole, with no 4 KiB eviction.
  */
-static uint32_t borrow_wanted(struct plan *p)
+static uint32_t borrow_wanted(struct plan *p, uint64_t *saves_ns)
 {
 	struct mm *mm = p->mm;
-	uint32_t regions = 0, free_blocks = 0;
+	uint32_t regions = 0, free_blocks = 0, used_blocks = 0;
+	uint64_t used_frames = 0;
 
 	for (uint32_t r = 0; r < p->nr_regions; r++)
 		regions += defrag__region_full(mm, r) && !defrag__region_in_place(mm, r);
@@ -835,10 +836,18 @@ static uint32_t borrow_wanted(struct plan *p)
 		frame_t head;
 		unsigned order;
 
-		if (pool__block_is_huge(&mm->pool, block_frame(blk)) &&
-		    buddy__free_block_of(&mm->buddy, block_frame(blk), &head, &order) && order >= MM_PAGEBLOCK_ORDER)
+		if (!pool__block_is_huge(&mm->pool, block_frame(blk)))
+			continue;
+		if (buddy__free_block_of(&mm->buddy, block_frame(blk), &head, &order) && order >= MM_PAGEBLOCK_ORDER) {
 			free_blocks++;
+		} else if (!defrag__block_has_unmovable(mm, blk)) {
+			/* a target without borrowing: what is in it must be moved out first */
+			used_blocks++;
+			for (frame_t f = block_frame(blk); f < block_frame(blk) + MM_PAGEBLOCK_FRAMES; f++)
+				used_frames += !buddy__frame_is_free(&mm->buddy, f);
+		}
 	}
+	*saves_ns = used_blocks ? used_frames / used_blocks * p->e->est_move_ns : 0;
 	if (p->e->req->max_regions && regions > p->e->req->max_regions)
 		regions = p->e->req->max_regions;
 	return regions > free_blocks ? regions - free_blocks : 0;
@@ -847,6 +856,7 @@ static uint32_t borrow_wanted(struct plan *p)
 int plan__collapse(struct defrag_engine *e)
 {
 	struct plan p;
+	uint64_t saves_ns;
 	uint32_t want;
 	uint64_t t;
 	int ret, gret;
@@ -857,10 +867,10 @@ int plan__collapse(struct defrag_engine *e)
 	p.cur_blk = p.park_blk = NO_BLOCK;
 	if (e->req->borrow_bytes != DEFRAG_BORROW_OFF && e->mm->pool.nr_present < e->mm->pool.nr_blocks) {
 		defrag__hold(e);
-		want = borrow_wanted(&p);
+		want = borrow_wanted(&p, &saves_ns);
 		defrag__release(e);
 		t = mm__now_ns();
-		ret = borrow__grow(e, want);
+		ret = borrow__grow(e, want, saves_ns);
 		e->st->borrow_ns = mm__now_ns() - t;
 		if (ret)
 			goto out;

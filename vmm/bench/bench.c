@@ -18,11 +18,17 @@ static const struct bench_cmd benches[] = {
 	{ "gups", bench_gups__cmd, "guest GUPS on a linear vs an aged pool; mm/ metadata share" },
 	{ "defrag", bench_defrag__cmd, "defrag a live aged guest: time, copies, pauses, GUPS; vs memcpy and MADV_COLLAPSE" },
 	{ "moves", bench_moves__cmd, ">= 10^6 page moves (re-aging + defrag rounds) under verify on every vCPU: 0 errors" },
-	{ "snapshot", bench_snapshot__cmd, "snapshot write and eager restore vs plain O_DIRECT I/O, pool prefault, file read (no KVM)" },
 	{ "mm", bench_mm__cmd, "no KVM: the defrag engine and host-thread workloads on one layout (experiment's mm level)" },
+	{ "snapshot", bench_snapshot__cmd, "snapshot write and eager restore vs plain O_DIRECT I/O, pool prefault, file read (no KVM)" },
 	{ "defragd", bench_defragd__cmd, "the background defragmenter's cost to a running guest: GUPS with defragd off vs auto" },
 	{ "qemu-collapse", cmd_bench_qemu_collapse, "collapse 4 KiB-backed QEMU-style RAM from outside: chunked vs one process_madvise call" },
 };
+
+void bench__list(FILE *f)
+{
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		fprintf(f, "%s %s", i ? "," : "", benches[i].name);
+}
 
 static void bench__usage(FILE *f)
 {

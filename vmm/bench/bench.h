@@ -2,7 +2,11 @@
 #ifndef VMC_VMM_BENCH_BENCH_H
 #define VMC_VMM_BENCH_BENCH_H
 
+#include <stdio.h>
+
 int cmd_bench(int argc, char **argv);
+/* The benchmarks' names, comma-separated, for `vmcompact --help`. */
+void bench__list(FILE *f);
 int cmd_demo(int argc, char **argv);
 int bench_startup__cmd(int argc, char **argv);
 int bench_defrag__cmd(int argc, char **argv);

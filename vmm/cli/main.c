@@ -26,7 +26,7 @@ static const struct vmc_cmd commands[] = {
 	{ "qemu", cmd_qemu, "qemu run|age: the guest agent under QEMU; age a QEMU guest's RAM" },
 	{ "demo", cmd_demo, "the main job: an aged guest defragmented live, before/after table" },
 	{ "experiment", cmd_experiment, "a matrix of backings x workloads x sizes: results.csv, summary.md, plots" },
-	{ "bench", cmd_bench, "benchmarks: startup, gups, defrag" },
+	{ "bench", cmd_bench, "benchmarks:" },
 };
 
 static void main__usage(FILE *f)
@@ -34,8 +34,12 @@ static void main__usage(FILE *f)
 	fprintf(f, "Usage: vmcompact COMMAND [OPTIONS]\n"
 		   "A minimal KVM VMM that owns guest physical memory and defragments it from the host.\n\n"
 		   "Commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		fprintf(f, "  %-10s %s", commands[i].name, commands[i].help);
+		if (commands[i].fn == cmd_bench)
+			bench__list(f);   /* the benchmarks' own table names them */
+		fputc('\n', f);
+	}
 	fprintf(f, "\nRun 'vmcompact COMMAND --help' for a command's options.\n"
 		   "Options: -h, --help   this text;  --version   print the version\n");
 }

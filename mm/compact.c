@@ -7,6 +7,21 @@
 
 #include "mm/internal.h"
 
+static const char *const compact_result_names[COMPACT_RESULT_COUNT] = {
+	[COMPACT_NOT_SUITABLE_ZONE] = "not_suitable_zone",
+	[COMPACT_SKIPPED] = "skipped",
+	[COMPACT_CONTINUE] = "continue",
+	[COMPACT_COMPLETE] = "complete",
+	[COMPACT_PARTIAL_SKIPPED] = "partial_skipped",
+	[COMPACT_SUCCESS] = "success",
+	[COMPACT_ABORTED] = "aborted",
+};
+
+const char *compact_result__name(enum compact_result r)
+{
+	return (unsigned)r < COMPACT_RESULT_COUNT ? compact_result_names[r] : "?";
+}
+
 /* --- Linux compaction, after the kernel's mm/compaction.c --- */
 
 enum isolate_result { ISOLATE_NONE, ISOLATE_SUCCESS };

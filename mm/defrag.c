@@ -7,15 +7,6 @@
 
 #include "mm/internal.h"
 
-static const char *const compact_result_names[COMPACT_RESULT_COUNT] = {
-	[COMPACT_NOT_SUITABLE_ZONE] = "not_suitable_zone",
-	[COMPACT_SKIPPED] = "skipped",
-	[COMPACT_CONTINUE] = "continue",
-	[COMPACT_COMPLETE] = "complete",
-	[COMPACT_PARTIAL_SKIPPED] = "partial_skipped",
-	[COMPACT_SUCCESS] = "success",
-	[COMPACT_ABORTED] = "aborted",
-};
 static const char *const defrag_mode_names[DEFRAG_MODE_COUNT] = {
 	[DEFRAG_COMPACT] = "compact",
 	[DEFRAG_COLLAPSE] = "collapse",
@@ -25,11 +16,6 @@ static const char *const defrag_algo_names[DEFRAG_ALGO_COUNT] = {
 	[DEFRAG_ALGO_LINUX] = "linux",
 	[DEFRAG_ALGO_PLANNED] = "planned",
 };
-
-const char *compact_result__name(enum compact_result r)
-{
-	return (unsigned)r < COMPACT_RESULT_COUNT ? compact_result_names[r] : "?";
-}
 
 const char *defrag_mode__name(enum defrag_mode m)
 {

@@ -4,10 +4,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/host.h"
-#include "vmm/util.h"
 #include "vmm/defragd.h"
 #include "vmm/mm_json.h"
+#include "vmm/util.h"
 
 const char *const defragd_state_names[] = {
 	[DEFRAGD_OFF] = "off",
@@ -95,7 +94,7 @@ static void timespec__add_ms(struct timespec *ts, uint32_t ms)
 
 static bool defragd__host_running(struct defragd *d)
 {
-	return strcmp(vmm_host__status(d->host), "running") == 0;
+	return !d->status || strcmp(d->status(d->status_ctx), "running") == 0;
 }
 
 static void defragd__backoff(struct defragd *d, const struct defragd_policy *p)
@@ -131,7 +130,7 @@ static void defragd__wakeup(struct defragd *d, const struct defragd_policy *p)
 		return;
 
 	pthread_mutex_unlock(&d->lock);
-	mm__stat(d->host->mm, &before);
+	mm__stat(d->mm, &before);
 	pthread_mutex_lock(&d->lock);
 	score = score_before = mm_stat__backing_score(&before);
 	d->counters.last_score = score;
@@ -172,7 +171,7 @@ static void defragd__wakeup(struct defragd *d, const struct defragd_policy *p)
 	pthread_mutex_unlock(&d->lock);
 
 	defrag_job__wait(d->job, id, &info);
-	mm__stat(d->host->mm, &after);
+	mm__stat(d->mm, &after);
 
 	pthread_mutex_lock(&d->lock);
 	d->running_job = 0;
@@ -235,7 +234,8 @@ static void *defragd__thread(void *arg)
 	return NULL;
 }
 
-int defragd__start(struct defragd *d, struct vmm_host *host, const struct defragd_policy *p)
+int defragd__start(struct defragd *d, struct mm *mm, const char *(*status)(void *ctx), void *status_ctx,
+		   const struct defragd_policy *p)
 {
 	char err[128];
 	int r;
@@ -247,7 +247,9 @@ int defragd__start(struct defragd *d, struct vmm_host *host, const struct defrag
 		pthread_mutex_unlock(&d->lock);
 		return -EALREADY;
 	}
-	d->host = host;
+	d->mm = mm;
+	d->status = status;
+	d->status_ctx = status_ctx;
 	if (p)
 		d->policy = *p;
 	d->stop = false;

@@ -10,7 +10,6 @@
 #include "mm/mm.h"
 #include "vmm/defrag_job.h"
 
-struct vmm_host;
 
 struct defragd_policy {
 	bool enabled;                /* "auto": off by default, like a VM without --defrag auto */
@@ -64,7 +63,9 @@ struct defragd {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct defrag_job *job;        /* shared with manual jobs: one at a time */
-	struct vmm_host *host;
+	struct mm *mm;                 /* the guest memory it watches and defragments */
+	const char *(*status)(void *ctx); /* the VM's run state; it works only while "running" */
+	void *status_ctx;
 	struct defragd_policy policy;
 	uint64_t policy_gen;
 	struct defragd_counters counters;
@@ -85,8 +86,9 @@ unsigned defragd__wmark(unsigned proactiveness, bool low);
 int defragd__check_policy(const struct defragd_policy *p, char *err, size_t errlen);
 
 int defragd__init(struct defragd *d, struct defrag_job *job);
-/* Starts the thread; it only works while policy->enabled. host->mm must be valid. */
-int defragd__start(struct defragd *d, struct vmm_host *host, const struct defragd_policy *p);
+/* Starts the thread over mm; it works only while policy->enabled and status (NULL: always) says "running". */
+int defragd__start(struct defragd *d, struct mm *mm, const char *(*status)(void *ctx), void *status_ctx,
+		   const struct defragd_policy *p);
 int defragd__set_policy(struct defragd *d, const struct defragd_policy *p, char *err, size_t errlen);
 void defragd__snapshot(struct defragd *d, struct defragd_policy *p, struct defragd_counters *c,
 		       enum defragd_state *state);

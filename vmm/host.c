@@ -29,7 +29,7 @@ int vmm_host__start_defrag(struct vmm_host *h, const struct defragd_policy *p, c
 		snprintf(err, errlen, "defragd: %s", strerror(-r));
 		goto err_job;
 	}
-	r = defragd__start(&h->defragd, h, p);
+	r = defragd__start(&h->defragd, h->mm, h->status, h->ctx, p);
 	if (r) {
 		snprintf(err, errlen, "cannot start defragd: %s", strerror(-r));
 		goto err_defragd;

@@ -1,4 +1,4 @@
-/* bench_defrag_baseline.c: memcpy and MADV_COLLAPSE reference measurements for bench defrag. */
+/* defrag_baseline.c: memcpy and MADV_COLLAPSE reference measurements for bench defrag. */
 #include "vmm/bench/defrag_baseline.h"
 
 #include <errno.h>
@@ -6,36 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
 
+#include "mm/util.h"
+
 #define PAGE 4096UL
 #define HPAGE (2UL << 20)
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static void shuffle(uint32_t *v, uint32_t n, uint64_t *seed)
 {
 	for (uint32_t i = n - 1; i > 0; i--) {
-		uint32_t j = splitmix64(seed) % (i + 1);
+		uint32_t j = mm__splitmix64(seed) % (i + 1);
 		uint32_t t = v[i];
 
 		v[i] = v[j];
@@ -64,10 +48,10 @@ int baseline__memcpy_4k(size_t bytes, uint64_t seed, double *secs, char *err, si
 		src_order[i] = dst_order[i] = i;
 	shuffle(src_order, n, &seed);
 
-	double t0 = now_sec();
+	double t0 = (mm__now_ns() / 1e9);
 	for (uint32_t i = 0; i < n; i++)
 		memcpy(dst + (size_t)dst_order[i] * PAGE, src + (size_t)src_order[i] * PAGE, PAGE);
-	*secs = now_sec() - t0;
+	*secs = (mm__now_ns() / 1e9) - t0;
 	ret = 0;
 out:
 	free(src_order);
@@ -121,14 +105,14 @@ int baseline__madv_collapse(size_t bytes, double *secs, uint64_t *collapsed_byte
 		goto out;
 	}
 	uint64_t before = anon_huge_bytes();
-	double t0 = now_sec();
+	double t0 = (mm__now_ns() / 1e9);
 	if (madvise(p, bytes, MADV_COLLAPSE) != 0) {
 		ret = -errno;
 		snprintf(err, errlen, "MADV_COLLAPSE baseline: madvise(MADV_COLLAPSE) failed: %s%s",
 			 strerror(errno), errno == EINVAL ? " (needs Linux 6.1+)" : "");
 		goto out;
 	}
-	*secs = now_sec() - t0;
+	*secs = (mm__now_ns() / 1e9) - t0;
 	*collapsed_bytes = anon_huge_bytes() - before;
 out:
 	munmap(raw, len);

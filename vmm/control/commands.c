@@ -14,6 +14,17 @@
 #include "vmm/mm_json.h"
 #include "vmm/util.h"
 
+/* control__destroy has begun or a stop was asked for: refuse new work. */
+static bool control__closing(struct control_server *s)
+{
+	bool closing;
+
+	pthread_mutex_lock(&s->lock);
+	closing = s->closing || s->stop_requested;
+	pthread_mutex_unlock(&s->lock);
+	return closing;
+}
+
 static const char *mode_choice(int i)
 {
 	return defrag_mode__name((enum defrag_mode)i);

@@ -26,8 +26,6 @@ const struct control_command *control_command__find(const char *name);
 /* Check args against the command's spec and run it: 0 with *ret (may stay NULL: {}), or -1 with e. */
 int control_command__run(const struct control_command *cmd, struct control_server *s,
 			 struct json_object *args, struct json_object **ret, struct cmd_error *e);
-/* The VM is going away (a `stop` was accepted, or control__destroy began): refuse new work. */
-bool control__closing(struct control_server *s);
 
 /*
  * The protocol in memory, for fuzzing and tests: a server with no socket and no thread

@@ -271,16 +271,6 @@ static void conn__reply_error(struct control_server *s, struct control_conn *c,
 	pthread_mutex_unlock(&s->lock);
 }
 
-bool control__closing(struct control_server *s)
-{
-	bool closing;
-
-	pthread_mutex_lock(&s->lock);
-	closing = s->closing || s->stop_requested;
-	pthread_mutex_unlock(&s->lock);
-	return closing;
-}
-
 /* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
 static bool utf8__valid(const unsigned char *p, size_t n)
 {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vmm/qemu/collapse.h"
+#include "vmm/util.h"
 #include "vmm/qemu/coverage.h"
 
 #ifndef MADV_COLLAPSE
@@ -39,14 +40,6 @@ struct collapse_run {
 	uint64_t t0_ns;
 	struct iovec iov[COLLAPSE_MAX_IOV];
 };
-
-static uint64_t collapse__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 uint32_t collapse__next_chunk(uint32_t last_chunk, double last_call_us, uint32_t target_us)
 {
@@ -125,12 +118,12 @@ static int collapse__plan(struct collapse_run *cr, char *err, size_t errlen)
 /* One process_madvise call over niov iovecs; returns its result, errno in *e, time in res. */
 static long collapse__call(struct collapse_run *cr, size_t niov, int *e, double *us)
 {
-	uint64_t t0 = collapse__now_ns();
+	uint64_t t0 = util__now_ns();
 	long r = syscall(SYS_process_madvise, cr->pidfd, cr->iov, niov, MADV_COLLAPSE, 0);
 	double ms;
 
 	*e = r < 0 ? errno : 0;
-	*us = (double)(collapse__now_ns() - t0) / 1e3;
+	*us = (double)(util__now_ns() - t0) / 1e3;
 	ms = *us / 1e3;
 	cr->res->calls++;
 	cr->res->call_seconds += ms / 1e3;
@@ -243,7 +236,7 @@ static bool collapse__throttle(struct collapse_run *cr)
 	if (!job->budget.max_mbps)
 		return true;
 	due_ns = cr->t0_ns + bytes * 1000ULL / job->budget.max_mbps;
-	while ((now = collapse__now_ns()) < due_ns) {
+	while ((now = util__now_ns()) < due_ns) {
 		uint64_t step = due_ns - now > 50000000ULL ? 50000000ULL : due_ns - now;
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)step };
 
@@ -366,7 +359,7 @@ int collapse__run(const struct collapse_job *job, struct collapse_result *res, c
 		return -ENOMEM;
 	cr->job = job;
 	cr->res = res;
-	cr->t0_ns = collapse__now_ns();
+	cr->t0_ns = util__now_ns();
 	cr->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
 	if (cr->pidfd < 0) {
 		r = collapse__fatal(job, errno, err, errlen);
@@ -386,7 +379,7 @@ int collapse__run(const struct collapse_job *job, struct collapse_result *res, c
 					      collapse__chunked(cr, err, errlen);
 	if (r == 0 || r == -ECANCELED)
 		collapse__count_huge(cr);
-	res->seconds = (double)(collapse__now_ns() - cr->t0_ns) / 1e9;
+	res->seconds = (double)(util__now_ns() - cr->t0_ns) / 1e9;
 	page_scanner__close(&cr->scan);
 	close(cr->pidfd);
 	free(cr->todo);

@@ -9,6 +9,7 @@
 
 #include "vmm/defragd.h"
 #include "vmm/qemu/qemu_cli.h"
+#include "vmm/util.h"
 #include "vmm/qemu/qemu_target_cli.h"
 
 /* A foreign guest has no vCPU pause; the budget is the longest process_madvise call. */
@@ -31,14 +32,6 @@ struct watch {
 	struct defragd_counters counters;
 	uint64_t backoff_until_ms;
 };
-
-static uint64_t watch__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void watch__usage(FILE *f)
 {
@@ -158,7 +151,7 @@ static unsigned watch__score(uint64_t populated, uint64_t huge)
 static void watch__backoff(struct watch *w)
 {
 	w->counters.backoffs++;
-	w->backoff_until_ms = watch__now_ms() + w->policy.backoff_ms;
+	w->backoff_until_ms = (util__now_ns() / 1000000) + w->policy.backoff_ms;
 	w->state = DEFRAGD_BACKOFF;
 }
 
@@ -218,7 +211,7 @@ static int watch__wakeup(struct watch *w)
 
 	w->counters.wakeups++;
 	if (w->state == DEFRAGD_BACKOFF) {
-		if (watch__now_ms() < w->backoff_until_ms)
+		if ((util__now_ns() / 1000000) < w->backoff_until_ms)
 			return 0;
 		w->state = DEFRAGD_IDLE;
 	}
@@ -243,10 +236,10 @@ static int watch__wakeup(struct watch *w)
 
 static int watch__loop(struct watch *w)
 {
-	uint64_t start = watch__now_ms();
+	uint64_t start = (util__now_ns() / 1000000);
 	int r = 0;
 
-	while (!watch_stop && (!w->duration_ms || watch__now_ms() - start < w->duration_ms)) {
+	while (!watch_stop && (!w->duration_ms || (util__now_ns() / 1000000) - start < w->duration_ms)) {
 		struct timespec ts = { .tv_sec = w->policy.interval_ms / 1000,
 				       .tv_nsec = (long)(w->policy.interval_ms % 1000) * 1000000L };
 

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -14,85 +13,22 @@
 
 #define QMP_DEFAULT_TIMEOUT_MS 10000
 
-static uint64_t qmp__now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Wait for input until deadline; 0, -ETIMEDOUT, -errno. */
-static int qmp__wait(struct qemu_qmp *q, uint64_t deadline, char *err, size_t errlen)
-{
-	for (;;) {
-		struct pollfd p = { .fd = q->fd, .events = POLLIN };
-		uint64_t now = qmp__now_ms();
-		int r;
-
-		if (now >= deadline) {
-			snprintf(err, errlen, "QEMU did not answer on %s within %d ms", q->path,
-				 q->timeout_ms);
-			return -ETIMEDOUT;
-		}
-		r = poll(&p, 1, (int)(deadline - now));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "poll: %s", strerror(errno));
-			return -errno;
-		}
-		if (r > 0)
-			return 0;
-	}
-}
 
 /* Next complete JSON value from the socket: 0, -ETIMEDOUT, -ECONNRESET, -EPROTO. */
 static int qmp__read(struct qemu_qmp *q, struct json_object **out, char *err, size_t errlen)
 {
-	uint64_t deadline = qmp__now_ms() + (uint64_t)q->timeout_ms;
+	int r = json_stream__next(&q->in, q->timeout_ms, out);
 
-	for (;;) {
-		ssize_t n;
-		int r;
-
-		while (q->off < q->len) {
-			struct json_object *obj;
-			enum json_tokener_error jerr;
-
-			while (q->off < q->len && strchr(" \t\r\n", q->buf[q->off]))
-				q->off++;
-			if (q->off == q->len)
-				break;
-			obj = json_tokener_parse_ex(q->tok, q->buf + q->off, (int)(q->len - q->off));
-			jerr = json_tokener_get_error(q->tok);
-			if (jerr == json_tokener_continue) {
-				q->off = q->len;
-				break;
-			}
-			if (jerr != json_tokener_success) {
-				snprintf(err, errlen, "%s: not QMP (%s)", q->path,
-					 json_tokener_error_desc(jerr));
-				return -EPROTO;
-			}
-			q->off += json_tokener_get_parse_end(q->tok);
-			json_tokener_reset(q->tok);
-			*out = obj;
-			return 0;
-		}
-		q->off = q->len = 0;
-		r = qmp__wait(q, deadline, err, errlen);
-		if (r < 0)
-			return r;
-		n = recv(q->fd, q->buf, sizeof(q->buf), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "QEMU closed the monitor connection %s", q->path);
-			return -ECONNRESET;
-		}
-		q->len = (size_t)n;
-	}
+	if (r == -EPROTO)
+		snprintf(err, errlen, "%s: not QMP (%s)", q->path, q->in.error);
+	else if (r == -ETIMEDOUT)
+		snprintf(err, errlen, "QEMU did not answer on %s within %d ms", q->path, q->timeout_ms);
+	else if (r == -ECONNRESET)
+		snprintf(err, errlen, "QEMU closed the monitor connection %s", q->path);
+	else if (r < 0)
+		snprintf(err, errlen, "reading %s: %s", q->path, strerror(-r));
+	return r;
 }
 
 static int qmp__connect_errno(int e, const char *path, char *err, size_t errlen)
@@ -154,9 +90,8 @@ int qemu_qmp__connect(struct qemu_qmp *q, const char *path, int timeout_ms, char
 	}
 	snprintf(q->path, sizeof(q->path), "%s", path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	q->tok = json_tokener_new();
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!q->tok || q->fd < 0) {
+	if (q->fd < 0 || json_stream__init(&q->in, q->fd)) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
 		goto fail;
@@ -283,9 +218,7 @@ int qemu_qmp__execute(struct qemu_qmp *q, const char *command, struct json_objec
 
 void qemu_qmp__close(struct qemu_qmp *q)
 {
-	if (q->tok)
-		json_tokener_free(q->tok);
-	q->tok = NULL;
+	json_stream__free(&q->in);
 	if (q->fd >= 0)
 		close(q->fd);
 	q->fd = -1;

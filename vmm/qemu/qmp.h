@@ -7,15 +7,14 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "vmm/json.h"
+
 struct json_object;
-struct json_tokener;
 
 struct qemu_qmp {
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct json_tokener *tok;
-	char buf[16384];
-	size_t off, len;
+	struct json_stream in;   /* replies and events as they arrive */
 	uint64_t next_id;
 	int timeout_ms;
 	pid_t peer_pid;          /* QEMU's PID from SO_PEERCRED, 0 if unknown */

@@ -112,7 +112,61 @@ static void bench_startup__stats(double *v, int n, double *min, double *med, dou
 	*med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-int bench_startup__cmd(int argc, char **argv)
+struct startup_opts {
+	const char *mem, *cpus, *agent;   /* passed on to `vmcompact run` as given */
+	uint64_t runs;
+	bool json;
+};
+
+/* 0 parsed, 1 help printed, -EINVAL with a one-line message printed. */
+static int startup__parse_opt(struct startup_opts *o, int c, char **argv)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'm':
+		if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM) {
+			fprintf(stderr, "vmcompact bench startup: --mem '%s': need a size that is a "
+				"multiple of 2 MiB in 8M..64G\n", optarg);
+			return -EINVAL;
+		}
+		o->mem = optarg;
+		return 0;
+	case 'c':
+		if (util__parse_count(optarg, &v) || !v || v > VMC_MAX_VCPUS) {
+			fprintf(stderr, "vmcompact bench startup: --cpus '%s': need 1..%d\n", optarg, VMC_MAX_VCPUS);
+			return -EINVAL;
+		}
+		o->cpus = optarg;
+		return 0;
+	case 'a':
+		o->agent = optarg;
+		return 0;
+	case 'j':
+		o->json = true;
+		return 0;
+	case 'r':
+		if (util__parse_count(optarg, &v) || !v || v > 10000) {
+			fprintf(stderr, "vmcompact bench startup: --runs '%s': need 1..10000\n", optarg);
+			return -EINVAL;
+		}
+		o->runs = v;
+		return 0;
+	case 'h':
+		fputs(bench_startup__usage, stdout);
+		return 1;
+	case ':':
+		fprintf(stderr, "vmcompact bench startup: option '%s' needs a value\n", argv[optind - 1]);
+		return -EINVAL;
+	default:
+		fprintf(stderr, "vmcompact bench startup: unknown option '%s'\n%s", argv[optind - 1],
+			bench_startup__usage);
+		return -EINVAL;
+	}
+}
+
+/* Everything checked before any work: the child runs would refuse these one by one. */
+static int startup__parse(int argc, char **argv, struct startup_opts *o)
 {
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, 'm' }, { "cpus", required_argument, NULL, 'c' },
@@ -120,86 +174,91 @@ int bench_startup__cmd(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *mem = "1G", *cpus = "1", *agent = NULL;
-	double *spawn, *startup, *total, r[3][3];
-	uint64_t runs = 10, v;
-	bool json = false;
-	int c, rc = 0;
+	uint64_t m = 0, n = 1;
+	int c, r;
 
+	*o = (struct startup_opts){ .mem = "1G", .cpus = "1", .runs = 10 };
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (util__parse_size(optarg, &v) || v % VMC_HUGE_SIZE || v < VMC_MIN_RAM || v > VMC_MAX_RAM) {
-				fprintf(stderr, "vmcompact bench startup: --mem '%s': need a size that is a "
-					"multiple of 2 MiB in 8M..64G\n", optarg);
-				return VMC_EXIT_USAGE;
-			}
-			mem = optarg;
-			break;
-		case 'c':
-			if (util__parse_count(optarg, &v) || !v || v > VMC_MAX_VCPUS) {
-				fprintf(stderr, "vmcompact bench startup: --cpus '%s': need 1..%d\n", optarg,
-					VMC_MAX_VCPUS);
-				return VMC_EXIT_USAGE;
-			}
-			cpus = optarg;
-			break;
-		case 'a': agent = optarg; break;
-		case 'j': json = true; break;
-		case 'r':
-			if (util__parse_count(optarg, &v) || !v || v > 10000) {
-				fprintf(stderr, "vmcompact bench startup: --runs '%s': need 1..10000\n", optarg);
-				return VMC_EXIT_USAGE;
-			}
-			runs = v;
-			break;
-		case 'h':
-			fputs(bench_startup__usage, stdout);
-			return 0;
-		case ':':
-			fprintf(stderr, "vmcompact bench startup: option '%s' needs a value\n", argv[optind - 1]);
-			return VMC_EXIT_USAGE;
-		default:
-			fprintf(stderr, "vmcompact bench startup: unknown option '%s'\n%s", argv[optind - 1],
-				bench_startup__usage);
-			return VMC_EXIT_USAGE;
-		}
-	}
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1)
+		if ((r = startup__parse_opt(o, c, argv)))
+			return r;
 	if (optind < argc) {
 		fprintf(stderr, "vmcompact bench startup: unexpected argument '%s'\n", argv[optind]);
-		return VMC_EXIT_USAGE;
+		return -EINVAL;
 	}
-	/* the child runs would refuse these one by one: say it once, before any work */
-	{
-		uint64_t m = 0, n = 1;
+	util__parse_size(o->mem, &m);
+	util__parse_count(o->cpus, &n);
+	if (m < VMC_GPA_WORKLOAD + n * VMC_HUGE_SIZE) {
+		fprintf(stderr, "vmcompact bench startup: --mem %s is too small for %s vCPUs "
+			"(need 4 MiB + 2 MiB per vCPU)\n", o->mem, o->cpus);
+		return -EINVAL;
+	}
+	if (o->agent && access(o->agent, R_OK) < 0) {
+		fprintf(stderr, "vmcompact bench startup: --agent %s: %s\n", o->agent, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
 
-		util__parse_size(mem, &m);
-		util__parse_count(cpus, &n);
-		if (m < VMC_GPA_WORKLOAD + n * VMC_HUGE_SIZE) {
-			fprintf(stderr, "vmcompact bench startup: --mem %s is too small for %s vCPUs "
-				"(need 4 MiB + 2 MiB per vCPU)\n", mem, cpus);
-			return VMC_EXIT_USAGE;
-		}
+/* r[k] = min, median, max of spawn, startup and total over the runs. */
+static void startup__print(const struct startup_opts *o, double r[3][3])
+{
+	static const char *const names[3] = { "spawn_ms", "startup_ms", "total_ms" };
+	struct json_object *j;
+
+	if (!o->json) {
+		printf("vmcompact bench startup: --mem %s --cpus %s, %llu runs (+1 warm-up)\n", o->mem, o->cpus,
+		       (unsigned long long)o->runs);
+		printf("  exec -> first hypercall (spawn_ms):   min %7.2f  median %7.2f  max %7.2f ms\n",
+		       r[0][0], r[0][1], r[0][2]);
+		printf("  main() -> first hypercall (startup):  min %7.2f  median %7.2f  max %7.2f ms\n",
+		       r[1][0], r[1][1], r[1][2]);
+		printf("  whole run incl. teardown:             min %7.2f  median %7.2f  max %7.2f ms\n",
+		       r[2][0], r[2][1], r[2][2]);
+		printf("  target %.0f ms: %s (median exec -> first hypercall)\n", STARTUP_TARGET_MS,
+		       r[0][1] < STARTUP_TARGET_MS ? "met" : "MISSED");
+		return;
 	}
-	if (agent && access(agent, R_OK) < 0) {
-		fprintf(stderr, "vmcompact bench startup: --agent %s: %s\n", agent, strerror(errno));
-		return VMC_EXIT_USAGE;
+	j = json_object_new_object();
+	json_object_object_add(j, "mem", json_object_new_string(o->mem));
+	json_object_object_add(j, "cpus", json_object_new_string(o->cpus));
+	json_object_object_add(j, "runs", json_object_new_uint64(o->runs));
+	json_object_object_add(j, "target_ms", json_object_new_double(STARTUP_TARGET_MS));
+	for (int k = 0; k < 3; k++) {
+		struct json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "min", json_object_new_double(r[k][0]));
+		json_object_object_add(m, "median", json_object_new_double(r[k][1]));
+		json_object_object_add(m, "max", json_object_new_double(r[k][2]));
+		json_object_object_add(j, names[k], m);
 	}
-	spawn = calloc(runs, sizeof(double));
-	startup = calloc(runs, sizeof(double));
-	total = calloc(runs, sizeof(double));
+	json_object_object_add(j, "meets_target", json_object_new_boolean(r[0][1] < STARTUP_TARGET_MS));
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
+	json_object_put(j);
+}
+
+int bench_startup__cmd(int argc, char **argv)
+{
+	struct startup_opts o;
+	double *spawn = NULL, *startup = NULL, *total = NULL, r[3][3];
+	int rc = startup__parse(argc, argv, &o);
+
+	if (rc)
+		return rc > 0 ? 0 : VMC_EXIT_USAGE;
+	spawn = calloc(o.runs, sizeof(double));
+	startup = calloc(o.runs, sizeof(double));
+	total = calloc(o.runs, sizeof(double));
 	if (!spawn || !startup || !total) {
 		rc = VMC_EXIT_HOST_ERROR;
 		goto out;
 	}
-	for (uint64_t i = 0; i <= runs; i++) {
+	for (uint64_t i = 0; i <= o.runs; i++) {
 		struct startup_sample s;
 
-		if (bench_startup__once(mem, cpus, agent, &s)) {
+		if (bench_startup__once(o.mem, o.cpus, o.agent, &s)) {
 			fprintf(stderr, "vmcompact bench startup: run %llu failed (try: vmcompact run --mem %s --workload noop)\n",
-				(unsigned long long)i, mem);
+				(unsigned long long)i, o.mem);
 			rc = VMC_EXIT_HOST_ERROR;
 			goto out;
 		}
@@ -209,40 +268,10 @@ int bench_startup__cmd(int argc, char **argv)
 		startup[i - 1] = s.startup_ms;
 		total[i - 1] = s.total_ms;
 	}
-	bench_startup__stats(spawn, (int)runs, &r[0][0], &r[0][1], &r[0][2]);
-	bench_startup__stats(startup, (int)runs, &r[1][0], &r[1][1], &r[1][2]);
-	bench_startup__stats(total, (int)runs, &r[2][0], &r[2][1], &r[2][2]);
-	if (json) {
-		static const char *const names[3] = { "spawn_ms", "startup_ms", "total_ms" };
-		struct json_object *j = json_object_new_object();
-
-		json_object_object_add(j, "mem", json_object_new_string(mem));
-		json_object_object_add(j, "cpus", json_object_new_string(cpus));
-		json_object_object_add(j, "runs", json_object_new_uint64(runs));
-		json_object_object_add(j, "target_ms", json_object_new_double(STARTUP_TARGET_MS));
-		for (int k = 0; k < 3; k++) {
-			struct json_object *o = json_object_new_object();
-
-			json_object_object_add(o, "min", json_object_new_double(r[k][0]));
-			json_object_object_add(o, "median", json_object_new_double(r[k][1]));
-			json_object_object_add(o, "max", json_object_new_double(r[k][2]));
-			json_object_object_add(j, names[k], o);
-		}
-		json_object_object_add(j, "meets_target", json_object_new_boolean(r[0][1] < STARTUP_TARGET_MS));
-		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
-		json_object_put(j);
-	} else {
-		printf("vmcompact bench startup: --mem %s --cpus %s, %llu runs (+1 warm-up)\n", mem, cpus,
-		       (unsigned long long)runs);
-		printf("  exec -> first hypercall (spawn_ms):   min %7.2f  median %7.2f  max %7.2f ms\n",
-		       r[0][0], r[0][1], r[0][2]);
-		printf("  main() -> first hypercall (startup):  min %7.2f  median %7.2f  max %7.2f ms\n",
-		       r[1][0], r[1][1], r[1][2]);
-		printf("  whole run incl. teardown:             min %7.2f  median %7.2f  max %7.2f ms\n",
-		       r[2][0], r[2][1], r[2][2]);
-		printf("  target %.0f ms: %s (median exec -> first hypercall)\n", STARTUP_TARGET_MS,
-		       r[0][1] < STARTUP_TARGET_MS ? "met" : "MISSED");
-	}
+	bench_startup__stats(spawn, (int)o.runs, &r[0][0], &r[0][1], &r[0][2]);
+	bench_startup__stats(startup, (int)o.runs, &r[1][0], &r[1][1], &r[1][2]);
+	bench_startup__stats(total, (int)o.runs, &r[2][0], &r[2][1], &r[2][2]);
+	startup__print(&o, r);
 out:
 	free(spawn);
 	free(startup);

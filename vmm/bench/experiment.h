@@ -84,6 +84,7 @@ struct exp_filter {
 	const char *experiment, *level, *backing, *workload, *metric;
 	uint64_t ws_bytes, guest_bytes;
 	unsigned vcpus;
+	bool complete_only;     /* skip rows flagged with a reason (e.g. an incomplete defrag) */
 };
 struct exp_stat exp_rows__stat(const struct exp_rows *rows, const struct exp_filter *f);
 /* Least squares y = a + b x over the growth rows of one series; false with < 2 sizes. */

@@ -133,7 +133,7 @@ static int plot_growth(const char *dir, const struct exp_spec *s, const struct e
 	snprintf(names[nn], 24, "memcpy");
 	snprintf(titles[nn++], 64, "memcpy of the same 4 KiB frames");
 	fprintf(g, PLOT_TERM "set output 'growth.png'\n"
-		   "set title 'Defrag cost per GiB as the guest grows (age %.2f; median, bars min-max)'\n"
+		   "set title 'Defrag cost per GiB as the guest grows (age %.2f; median, bars min-max; incomplete runs left out)'\n"
 		   "set xlabel 'guest size (GiB, log scale)'\nset ylabel 'seconds per GiB of guest'\nset logscale x 2\n"
 		   "set key top left box opaque\nset grid\nset yrange [0:*]\nplot", s->age);
 	for (unsigned k = 0; k < nn; k++) {
@@ -141,7 +141,8 @@ static int plot_growth(const char *dir, const struct exp_spec *s, const struct e
 
 		for (unsigned i = 0; i < s->nr_growth_sizes; i++) {
 			struct exp_filter fl = { .experiment = "growth", .level = "mm", .backing = names[k],
-						 .metric = "seconds_per_gib", .guest_bytes = s->growth_sizes[i] };
+						 .metric = "seconds_per_gib", .guest_bytes = s->growth_sizes[i],
+						 .complete_only = true };
 			struct exp_stat st = exp_rows__stat(rows, &fl);
 
 			if (!st.n)

@@ -43,7 +43,7 @@ static int cmp_double(const void *a, const void *b)
 
 static bool row_matches(const struct exp_row *r, const struct exp_filter *f)
 {
-	return !strcmp(r->status, "ok") && r->t_s < 0 &&
+	return !strcmp(r->status, "ok") && r->t_s < 0 && (!f->complete_only || !r->reason[0]) &&
 	       (!f->experiment || !strcmp(r->experiment, f->experiment)) && (!f->level || !strcmp(r->level, f->level)) &&
 	       (!f->backing || !strcmp(r->backing, f->backing)) && (!f->workload || !strcmp(r->workload, f->workload)) &&
 	       (!f->metric || !strcmp(r->metric, f->metric)) && (!f->ws_bytes || r->ws_bytes == f->ws_bytes) &&

@@ -35,6 +35,46 @@ static int name__find(const char *const *names, int n, const char *name)
 	return -1;
 }
 
+int defrag_borrow__parse(const char *s, uint64_t *bytes)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (!strcmp(s, "auto")) {
+		*bytes = DEFRAG_BORROW_AUTO;
+		return 0;
+	}
+	if (!strcmp(s, "off")) {
+		*bytes = DEFRAG_BORROW_OFF;
+		return 0;
+	}
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || errno || s[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mult = 1ull << 10; end++; break;
+	case 'm': case 'M': mult = 1ull << 20; end++; break;
+	case 'g': case 'G': mult = 1ull << 30; end++; break;
+	default: break;
+	}
+	if (*end || !v || v > (64ull << 30) / mult)
+		return -EINVAL;
+	*bytes = v * mult;
+	return 0;
+}
+
+const char *defrag_borrow__name(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes == DEFRAG_BORROW_AUTO)
+		return "auto";
+	if (bytes == DEFRAG_BORROW_OFF)
+		return "off";
+	snprintf(buf, len, "%lluM", (unsigned long long)(bytes >> 20));
+	return buf;
+}
+
 int defrag_mode__parse(const char *name)
 {
 	return name__find(defrag_mode_names, DEFRAG_MODE_COUNT, name);

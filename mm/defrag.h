@@ -72,6 +72,10 @@ struct defrag_request {
 };
 #define DEFRAG_BORROW_AUTO UINT64_MAX
 #define DEFRAG_BORROW_OFF 0
+/* "auto", "off" or a size ("256M", up to 64G) -> borrow_bytes: 0 or -EINVAL. */
+int defrag_borrow__parse(const char *s, uint64_t *bytes);
+/* "auto", "off" or "NM" (buf holds the latter). */
+const char *defrag_borrow__name(uint64_t bytes, char *buf, size_t len);
 
 #define DEFRAG_PAUSE_HIST 64   /* pause_hist[i]: steps whose pause took [2^i, 2^(i+1)) ns */
 #define DEFRAG_MAX_PAUSE_US_DEFAULT 1000   /* a plain literal: usage texts print it with VMC_STR() */

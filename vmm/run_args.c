@@ -140,17 +140,9 @@ static int parse_defrag_algo(struct run_options *o, const char *s, char *err, si
 /* --borrow auto|off|SIZE: how many 2 MiB blocks defrag may borrow from the host. */
 static int parse_borrow(struct run_options *o, const char *s, char *err, size_t errlen)
 {
-	uint64_t v;
-
-	if (!strcmp(s, "auto")) {
-		o->defrag_req.borrow_bytes = DEFRAG_BORROW_AUTO;
-	} else if (!strcmp(s, "off")) {
-		o->defrag_req.borrow_bytes = DEFRAG_BORROW_OFF;
-	} else if (util__parse_size(s, &v) || !v || v > VMC_MAX_RAM) {
+	if (defrag_borrow__parse(s, &o->defrag_req.borrow_bytes)) {
 		snprintf(err, errlen, "--borrow '%s': need auto, off or a size up to 64G", s);
 		return -EINVAL;
-	} else {
-		o->defrag_req.borrow_bytes = v;
 	}
 	return 0;
 }

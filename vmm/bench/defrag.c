@@ -1,4 +1,4 @@
-/* bench_defrag.c: `vmcompact bench defrag` and `bench gups`: defrag cost and payoff under a live guest. */
+/* defrag.c: `vmcompact bench defrag` and `bench gups`: defrag cost and payoff under a live guest. */
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -8,6 +8,7 @@
 #include "vmm/bench/defrag_baseline.h"
 #include "vmm/bench/guest.h"
 #include "vmm/bench/bench.h"
+#include "vmm/json.h"
 #include "vmm/util.h"
 
 static const char bench_defrag__usage[] =
@@ -25,7 +26,12 @@ static const char bench_defrag__usage[] =
 "  --cpus N          vCPUs running GUPS (default 1)\n"
 "  --algo A          planned, linux or both (default both)\n"
 "  --max-pause-us N  pause budget per defrag step (default 1000)\n"
-"  --gups-ms MS      length of each GUPS measurement window (default 2000)\n"
+"  --gups-ms MS      length of each GUPS measurement window (default 1000)\n"
+"  --gups-windows N  GUPS is the median of N windows after a warm-up (default 5)\n"
+"  --borrow B        auto (default), off or a size: 2 MiB blocks the planned defrag may borrow\n"
+"  --no-linear       skip the linear-layout guest (the GUPS ceiling, gups_over_linear)\n"
+"  --collapse-runs N MADV_COLLAPSE reference runs: the first is reported as cold, the fastest\n"
+"                    as warm (default 3)\n"
 "  --no-baseline     skip the memcpy and MADV_COLLAPSE references\n"
 "  --json            machine-readable result on stdout\n"
 "  --trace FILE      write the defrag engine's trace events (mm/trace.h) to FILE, one a line\n"
@@ -44,7 +50,7 @@ static const char bench_gups__usage[] =
 "  --seed N          layout seed (default 7)\n"
 "  --slack SIZE|N%   pool slack (default 6%)\n"
 "  --cpus N          vCPUs running GUPS (default 1)\n"
-"  --gups-ms MS      measurement window (default 3000)\n"
+"  --gups-ms MS      measurement window; GUPS is the median of 3 (default 1000)\n"
 "  --json            machine-readable result on stdout\n";
 
 struct bench_opts {
@@ -52,6 +58,10 @@ struct bench_opts {
 	int algos;                 /* bit per enum defrag_algo */
 	uint64_t max_pause_ns;
 	uint64_t gups_ms;
+	unsigned gups_windows;     /* GUPS = median of this many windows */
+	uint64_t borrow_bytes;     /* defrag_request.borrow_bytes */
+	unsigned collapse_runs;    /* MADV_COLLAPSE reference runs */
+	bool linear;               /* also measure the linear layout (the ceiling) */
 	bool baseline;
 	bool json;
 	const char *trace_path;    /* --trace FILE (bench defrag) */
@@ -73,7 +83,8 @@ struct bench_result {
 	uint64_t metadata_bytes;
 };
 
-enum { OPT_ALGO = BENCH_OPT_OWN, OPT_PAUSE, OPT_GUPS_MS, OPT_NO_BASELINE, OPT_JSON, OPT_TRACE };
+enum { OPT_ALGO = BENCH_OPT_OWN, OPT_PAUSE, OPT_GUPS_MS, OPT_NO_BASELINE, OPT_JSON, OPT_TRACE, OPT_WINDOWS,
+       OPT_BORROW, OPT_NO_LINEAR, OPT_COLLAPSE_RUNS };
 
 static const struct option bench_longopts[] = {
 	BENCH_GUEST_LONGOPTS,
@@ -83,6 +94,10 @@ static const struct option bench_longopts[] = {
 	{ "no-baseline", no_argument, NULL, OPT_NO_BASELINE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "gups-windows", required_argument, NULL, OPT_WINDOWS },
+	{ "borrow", required_argument, NULL, OPT_BORROW },
+	{ "no-linear", no_argument, NULL, OPT_NO_LINEAR },
+	{ "collapse-runs", required_argument, NULL, OPT_COLLAPSE_RUNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -123,6 +138,21 @@ static int bench__parse_opt(void *opts, int c, const char *arg)
 	case OPT_TRACE:
 		o->trace_path = arg;
 		return 0;
+	case OPT_WINDOWS:
+		if (util__parse_count(arg, &v) || !v || v > 100)
+			return -EINVAL;
+		o->gups_windows = (unsigned)v;
+		return 0;
+	case OPT_BORROW:
+		return defrag_borrow__parse(arg, &o->borrow_bytes);
+	case OPT_NO_LINEAR:
+		o->linear = false;
+		return 0;
+	case OPT_COLLAPSE_RUNS:
+		if (util__parse_count(arg, &v) || !v || v > 20)
+			return -EINVAL;
+		o->collapse_runs = (unsigned)v;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -133,8 +163,33 @@ static void bench__defaults(struct bench_opts *o)
 	o->guest = (struct bench_guest){ .mem_bytes = 1ull << 30, .age = 0.9, .seed = 7, .slack = "6%", .cpus = 1 };
 	o->algos = (1 << DEFRAG_ALGO_PLANNED) | (1 << DEFRAG_ALGO_LINUX);
 	o->max_pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
-	o->gups_ms = 2000;
+	o->gups_ms = 1000;
+	o->gups_windows = 5;
+	o->borrow_bytes = DEFRAG_BORROW_AUTO;
+	o->collapse_runs = 3;
+	o->linear = true;
 	o->baseline = true;
+}
+
+static int bench__cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* GUPS as the median of o->gups_windows windows of o->gups_ms: one slow window (the host
+ * preempting the vCPU) does not decide the figure. 0 if the guest ended. */
+static double bench__median_gups(const struct bench_opts *o, struct run_ctx *ctx)
+{
+	double w[100];
+	unsigned n = o->gups_windows ? o->gups_windows : 1;
+
+	for (unsigned i = 0; i < n; i++)
+		if ((w[i] = bench_vm__measure_gups(ctx, o->gups_ms)) <= 0)
+			return 0;
+	qsort(w, n, sizeof(w[0]), bench__cmp_double);
+	return n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
 }
 
 /* Boot, warm up, measure GUPS; optionally defrag and measure again; stop. */
@@ -161,7 +216,7 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 	/* Warm-up: the guest touches its working set, KVM builds its mappings. */
 	if (!bench_vm__sleep(ctx, 1000))
 		goto guest_ended;
-	res->gups_before = bench_vm__measure_gups(ctx, o->gups_ms);
+	res->gups_before = bench__median_gups(o, ctx);
 	mm__stat(&ctx->mm, &res->before);
 	kvm_stats__read(&ctx->vm, &res->kvm_before);
 	if (algo >= 0) {
@@ -169,6 +224,7 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		req.mode = DEFRAG_FULL;
 		req.algo = (enum defrag_algo)algo;
 		req.max_pause_ns = o->max_pause_ns;
+		req.borrow_bytes = o->borrow_bytes;
 		run__step_ops(ctx, &ops);
 		res->algo = (enum defrag_algo)algo;
 		res->defragged = true;
@@ -179,7 +235,7 @@ static void bench__one(const struct bench_opts *o, double age, int algo, struct 
 		/* Let the guest touch everything again so KVM rebuilds its entries, now 2 MiB. */
 		if (!bench_vm__sleep(ctx, 1000))
 			goto guest_ended;
-		res->gups_after = bench_vm__measure_gups(ctx, o->gups_ms);
+		res->gups_after = bench__median_gups(o, ctx);
 	}
 	mm__stat(&ctx->mm, &res->after);
 	kvm_stats__read(&ctx->vm, &res->kvm_after);
@@ -209,32 +265,57 @@ static double of_achievable(const struct mm_stat *s)
 	return s->regions_achievable ? (double)s->regions_backed_2m / s->regions_achievable : 0;
 }
 
-static struct json_object *bench__result_json(const struct bench_result *r, double memcpy_s, double collapse_s)
-{
-	struct json_object *o = json_object_new_object();
-	double secs = r->st.wall_ns / 1e9;
+/* What a user would pick instead, measured in the same run. */
+struct bench_baseline {
+	double memcpy_s;
+	double collapse_cold_s, collapse_warm_s;  /* first MADV_COLLAPSE run; the fastest one */
+	uint64_t collapsed;                        /* bytes the fastest run collapsed */
+	uint64_t mem_available;                    /* MemAvailable before the guests booted */
+	char err[512], cerr[512];
+};
 
-	json_object_object_add(o, "algo", json_object_new_string(defrag_algo__name(r->algo)));
-	json_object_object_add(o, "ok", json_object_new_boolean(r->rc == 0));
-	json_object_object_add(o, "error", r->rc ? json_object_new_string(r->err) : NULL);
-	json_object_object_add(o, "defrag", mm_json__defrag_stats(&r->st));
-	json_object_object_add(o, "defrag_seconds", json_object_new_double(secs));
-	json_object_object_add(o, "defrag_gib_per_sec", json_object_new_double(
-		secs > 0 ? (double)r->before.guest_bytes / (1 << 30) / secs : 0));
-	json_object_object_add(o, "backing_2m_before", json_object_new_double(r->before.backing_2m));
-	json_object_object_add(o, "backing_2m_after", json_object_new_double(r->after.backing_2m));
-	json_object_object_add(o, "backing_2m_achievable", json_object_new_double(r->after.backing_2m_achievable));
-	json_object_object_add(o, "backing_2m_of_achievable_after", json_object_new_double(of_achievable(&r->after)));
-	json_object_object_add(o, "kvm_before", mm_json__kvm(&r->kvm_before));
-	json_object_object_add(o, "kvm_after", mm_json__kvm(&r->kvm_after));
-	json_object_object_add(o, "gups_before", json_object_new_double(r->gups_before));
-	json_object_object_add(o, "gups_after", json_object_new_double(r->gups_after));
-	json_object_object_add(o, "gups_ratio", json_object_new_double(
-		r->gups_before > 0 ? r->gups_after / r->gups_before : 0));
-	json_object_object_add(o, "defrag_over_memcpy", json_object_new_double(memcpy_s > 0 ? secs / memcpy_s : 0));
-	json_object_object_add(o, "defrag_over_madv_collapse", json_object_new_double(
-		collapse_s > 0 ? secs / collapse_s : 0));
-	return o;
+static double bench__ratio(double a, double b)
+{
+	return b > 0 ? a / b : 0;
+}
+
+static struct json_object *bench__result_json(const struct bench_opts *o, const struct bench_result *r,
+					      const struct bench_baseline *b, double gups_linear)
+{
+	struct json_object *j = json_object_new_object();
+	double secs = r->st.wall_ns / 1e9;
+	char buf[32];
+
+	json__add_str(j, "algo", defrag_algo__name(r->algo));
+	json__add(j, "ok", json_object_new_boolean(r->rc == 0));
+	json__add(j, "error", r->rc ? json_object_new_string(r->err) : NULL);
+	json__add(j, "defrag", mm_json__defrag_stats(&r->st));
+	json__add(j, "defrag_seconds", json_object_new_double(secs));
+	json__add(j, "defrag_gib_per_sec", json_object_new_double(
+		bench__ratio((double)r->before.guest_bytes / (1 << 30), secs)));
+	json__add_str(j, "borrow", defrag_borrow__name(o->borrow_bytes, buf, sizeof(buf)));
+	json__add_str(j, "promote_path", r->st.promote_path ? r->st.promote_path : "remap");
+	json__add_u64(j, "guest_bytes", r->before.guest_bytes);
+	json__add_u64(j, "slack_bytes", r->before.slack_bytes);
+	json__add_u64(j, "borrowed_peak_bytes", r->st.borrowed_peak_bytes);
+	json__add_u64(j, "pool_rss_after_bytes", r->st.pool_rss_after_bytes);
+	json__add(j, "pause_max_us", json_object_new_double(r->st.pause_max_ns / 1e3));
+	json__add(j, "pause_p99_us", json_object_new_double(r->st.pause_p99_ns / 1e3));
+	json__add(j, "backing_2m_before", json_object_new_double(r->before.backing_2m));
+	json__add(j, "backing_2m_after", json_object_new_double(r->after.backing_2m));
+	json__add(j, "backing_2m_achievable", json_object_new_double(r->after.backing_2m_achievable));
+	json__add(j, "backing_2m_of_achievable_after", json_object_new_double(of_achievable(&r->after)));
+	json__add(j, "kvm_before", mm_json__kvm(&r->kvm_before));
+	json__add(j, "kvm_after", mm_json__kvm(&r->kvm_after));
+	json__add(j, "gups_before", json_object_new_double(r->gups_before));
+	json__add(j, "gups_after", json_object_new_double(r->gups_after));
+	json__add(j, "gups_ratio", json_object_new_double(bench__ratio(r->gups_after, r->gups_before)));
+	json__add(j, "gups_over_linear", json_object_new_double(bench__ratio(r->gups_after, gups_linear)));
+	json__add(j, "defrag_over_memcpy", json_object_new_double(bench__ratio(secs, b->memcpy_s)));
+	json__add(j, "defrag_over_madv_collapse", json_object_new_double(bench__ratio(secs, b->collapse_warm_s)));
+	json__add(j, "defrag_over_madv_collapse_warm", json_object_new_double(bench__ratio(secs, b->collapse_warm_s)));
+	json__add(j, "defrag_over_madv_collapse_cold", json_object_new_double(bench__ratio(secs, b->collapse_cold_s)));
+	return j;
 }
 
 static void bench__print_row(const char *label, const struct bench_result *res, int n,
@@ -262,6 +343,7 @@ CELL(copies_moved, "%.3f", r->st.copies_per_moved_page)
 CELL(moves4k, "%llu", (unsigned long long)r->st.pages_moved_4k)
 CELL(remaps2m, "%llu", (unsigned long long)r->st.remaps_2m)
 CELL(regions, "%u+%u zc", r->st.regions_promoted, r->st.regions_zero_copy)
+CELL(borrow, "%.0f / %.0f", r->st.borrowed_peak_bytes / 1048576.0, r->st.pool_rss_after_bytes / 1048576.0)
 CELL(steps, "%llu", (unsigned long long)r->st.steps)
 CELL(pause, "%.0f / %.0f", r->st.pause_max_ns / 1e3, r->st.pause_p99_ns / 1e3)
 CELL(backing, "%.3f -> %.3f", r->before.backing_2m, r->after.backing_2m)
@@ -273,15 +355,153 @@ CELL(gups_ratio, "%.2fx", r->gups_before > 0 ? r->gups_after / r->gups_before : 
 CELL(ns, "%.2f -> %.2f", r->gups_before > 0 ? 1e9 / r->gups_before : 0, r->gups_after > 0 ? 1e9 / r->gups_after : 0)
 CELL(status, "%s", r->rc ? "FAILED" : "ok")
 
+static uint64_t bench__mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb << 10;
+}
+
+/* memcpy once; MADV_COLLAPSE o->collapse_runs times: the first run meets whatever the host
+ * has ready (cold when it reclaimed its free huge pages), the fastest is the warm figure. */
+static void bench__baseline(const struct bench_opts *o, struct bench_baseline *b)
+{
+	if (baseline__memcpy_4k(o->guest.mem_bytes, o->guest.seed, &b->memcpy_s, b->err, sizeof(b->err)))
+		fprintf(stderr, "vmcompact bench defrag: %s\n", b->err);
+	for (unsigned i = 0; i < o->collapse_runs; i++) {
+		double secs = 0;
+		uint64_t bytes = 0;
+
+		if (baseline__madv_collapse(o->guest.mem_bytes, &secs, &bytes, b->cerr, sizeof(b->cerr))) {
+			fprintf(stderr, "vmcompact bench defrag: %s\n", b->cerr);
+			break;
+		}
+		if (i == 0)
+			b->collapse_cold_s = secs;
+		if (!b->collapse_warm_s || secs < b->collapse_warm_s) {
+			b->collapse_warm_s = secs;
+			b->collapsed = bytes;
+		}
+	}
+}
+
+static void bench__print_json(const struct bench_opts *o, const struct bench_result *res, int n,
+			      const struct bench_baseline *b, const struct bench_result *lin)
+{
+	struct json_object *root = json_object_new_object(), *runs = json_object_new_array();
+
+	json__add_u64(root, "mem_bytes", o->guest.mem_bytes);
+	json__add(root, "age", json_object_new_double(o->guest.age));
+	json__add_u64(root, "seed", o->guest.seed);
+	json__add_str(root, "slack", o->guest.slack);
+	json__add(root, "cpus", json_object_new_int((int)o->guest.cpus));
+	json__add_u64(root, "mem_available_bytes", b->mem_available);
+	json__add(root, "memcpy_seconds", json_object_new_double(b->memcpy_s));
+	json__add(root, "madv_collapse_seconds", json_object_new_double(b->collapse_warm_s));
+	json__add(root, "madv_collapse_warm_seconds", json_object_new_double(b->collapse_warm_s));
+	json__add(root, "madv_collapse_cold_seconds", json_object_new_double(b->collapse_cold_s));
+	json__add_u64(root, "madv_collapse_bytes", b->collapsed);
+	json__add(root, "gups_linear", json_object_new_double(lin->gups_before));
+	for (int i = 0; i < n; i++)
+		json_object_array_add(runs, bench__result_json(o, &res[i], b, lin->gups_before));
+	json__add(root, "runs", runs);
+	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	json_object_put(root);
+}
+
+static void bench__print_table(const struct bench_opts *o, const struct bench_result *res, int n)
+{
+	printf("vmcompact bench defrag: %.2f GiB guest, age %.2f, seed %llu, slack %s (%llu MiB), %u vCPU GUPS\n",
+	       (double)o->guest.mem_bytes / (1 << 30), o->guest.age, (unsigned long long)o->guest.seed, o->guest.slack,
+	       n ? (unsigned long long)(res[0].before.slack_bytes >> 20) : 0ull, o->guest.cpus);
+	printf("  %-34s", "");
+	for (int i = 0; i < n; i++)
+		printf(" %20s", defrag_algo__name(res[i].algo));
+	printf("\n");
+	bench__print_row("defrag seconds", res, n, cell_secs);
+	bench__print_row("GiB/s (guest size / time)", res, n, cell_gibs);
+	bench__print_row("copies per promoted page (<=1.1)", res, n, cell_copies);
+	bench__print_row("copies per moved guest page", res, n, cell_copies_moved);
+	bench__print_row("4 KiB moves", res, n, cell_moves4k);
+	bench__print_row("2 MiB remaps", res, n, cell_remaps2m);
+	bench__print_row("regions promoted + zero-copy", res, n, cell_regions);
+	bench__print_row("borrowed peak MiB / pool RSS after", res, n, cell_borrow);
+	bench__print_row("steps (vCPU pauses)", res, n, cell_steps);
+	bench__print_row("pause max / p99 us (<=1000)", res, n, cell_pause);
+	bench__print_row("backing_2m before -> after", res, n, cell_backing);
+	bench__print_row("achievable (after/achievable)", res, n, cell_achiev);
+	bench__print_row("KVM 2M coverage before -> after", res, n, cell_kvm);
+	bench__print_row("KVM pages_2m before -> after", res, n, cell_p2m);
+	bench__print_row("GUPS M/s before -> after", res, n, cell_gups);
+	bench__print_row("ns/update before -> after", res, n, cell_ns);
+	bench__print_row("GUPS after/before", res, n, cell_gups_ratio);
+	bench__print_row("guest", res, n, cell_status);
+}
+
+static void bench__print_text(const struct bench_opts *o, const struct bench_result *res, int n,
+			      const struct bench_baseline *b, const struct bench_result *lin)
+{
+	bench__print_table(o, res, n);
+	if (lin->gups_before > 0)
+		for (int i = 0; i < n; i++)
+			printf("  %-8s GUPS after defrag / linear layout (same run): %.3f (target >= 0.97)\n",
+			       defrag_algo__name(res[i].algo), bench__ratio(res[i].gups_after, lin->gups_before));
+	if (!o->baseline)
+		return;
+	printf("  reference, same %.2f GiB in this run (MemAvailable %.1f GiB): memcpy of 4 KiB frames %.3f s",
+	       (double)o->guest.mem_bytes / (1 << 30), b->mem_available / (double)(1 << 30), b->memcpy_s);
+	if (b->collapse_warm_s > 0)
+		printf(", MADV_COLLAPSE warm %.3f s / cold %.3f s (%llu MiB collapsed)\n", b->collapse_warm_s,
+		       b->collapse_cold_s, (unsigned long long)(b->collapsed >> 20));
+	else
+		printf(", MADV_COLLAPSE unavailable: %s\n", b->cerr);
+	for (int i = 0; i < n; i++) {
+		double secs = res[i].st.wall_ns / 1e9;
+
+		printf("  %-8s defrag/memcpy %.2fx, defrag/MADV_COLLAPSE warm %.2fx cold %.2fx (target <= 0.8x warm)\n",
+		       defrag_algo__name(res[i].algo), bench__ratio(secs, b->memcpy_s),
+		       bench__ratio(secs, b->collapse_warm_s), bench__ratio(secs, b->collapse_cold_s));
+	}
+}
+
+/* Each selected algorithm on its own freshly booted aged guest; 1 if any failed. */
+static int bench__runs(struct bench_opts *o, struct bench_result *res, int *n)
+{
+	int failed = 0;
+
+	*n = 0;
+	for (int algo = DEFRAG_ALGO_PLANNED; algo >= DEFRAG_ALGO_LINUX; algo--) {
+		if (!(o->algos & (1 << algo)))
+			continue;
+		if (!o->json)
+			fprintf(stderr, "bench defrag: %s: booting %llu MiB at age %.2f, measuring...\n",
+				defrag_algo__name(algo), (unsigned long long)(o->guest.mem_bytes >> 20), o->guest.age);
+		bench__one(o, o->guest.age, algo, &res[*n]);
+		if (res[*n].rc) {
+			fprintf(stderr, "vmcompact bench defrag: %s: %s\n", defrag_algo__name(algo), res[*n].err);
+			failed = 1;
+		}
+		(*n)++;
+	}
+	return failed;
+}
+
 int bench_defrag__cmd(int argc, char **argv)
 {
 	struct mm_trace trace = { 0 };
+	struct bench_baseline base = { 0 };
+	struct bench_result res[2], lin = { 0 };
 	struct bench_opts o;
-	struct bench_result res[2];
-	double memcpy_s = 0, collapse_s = 0;
-	uint64_t collapsed = 0;
-	char err[512] = "", cerr[512] = "";
-	int n = 0, rc, failed = 0;
+	char err[512] = "";
+	int n = 0, rc, failed;
 
 	bench__defaults(&o);
 	rc = bench__parse_args(argc, argv, "defrag", bench_longopts, bench_defrag__usage, &o.guest, bench__parse_opt, &o);
@@ -294,88 +514,21 @@ int bench_defrag__cmd(int argc, char **argv)
 		}
 		o.trace = &trace;
 	}
-
-	for (int algo = DEFRAG_ALGO_PLANNED; algo >= DEFRAG_ALGO_LINUX; algo--) {
-		if (!(o.algos & (1 << algo)))
-			continue;
-		if (!o.json)
-			fprintf(stderr, "bench defrag: %s: booting %llu MiB at age %.2f, measuring...\n",
-				defrag_algo__name(algo), (unsigned long long)(o.guest.mem_bytes >> 20), o.guest.age);
-		bench__one(&o, o.guest.age, algo, &res[n]);
-		if (res[n].rc) {
-			fprintf(stderr, "vmcompact bench defrag: %s: %s\n", defrag_algo__name(algo), res[n].err);
-			failed = 1;
-		}
-		n++;
+	base.mem_available = bench__mem_available();
+	if (o.linear) {
+		bench__one(&o, 0.0, -1, &lin);   /* the ceiling: the same guest laid out linearly */
+		if (lin.rc)
+			fprintf(stderr, "vmcompact bench defrag: linear layout: %s\n", lin.err);
 	}
+	failed = bench__runs(&o, res, &n);
 	if (mm_trace__close(&trace))
 		fprintf(stderr, "vmcompact bench defrag: writing the trace file failed\n");
-	if (o.baseline) {
-		if (baseline__memcpy_4k(o.guest.mem_bytes, o.guest.seed, &memcpy_s, err, sizeof(err)))
-			fprintf(stderr, "vmcompact bench defrag: %s\n", err);
-		if (baseline__madv_collapse(o.guest.mem_bytes, &collapse_s, &collapsed, cerr, sizeof(cerr)))
-			fprintf(stderr, "vmcompact bench defrag: %s\n", cerr);
-	}
-
-	if (o.json) {
-		struct json_object *root = json_object_new_object(), *runs = json_object_new_array();
-
-		json_object_object_add(root, "mem_bytes", json_object_new_uint64(o.guest.mem_bytes));
-		json_object_object_add(root, "age", json_object_new_double(o.guest.age));
-		json_object_object_add(root, "seed", json_object_new_uint64(o.guest.seed));
-		json_object_object_add(root, "slack", json_object_new_string(o.guest.slack));
-		json_object_object_add(root, "cpus", json_object_new_int((int)o.guest.cpus));
-		json_object_object_add(root, "memcpy_seconds", json_object_new_double(memcpy_s));
-		json_object_object_add(root, "madv_collapse_seconds", json_object_new_double(collapse_s));
-		json_object_object_add(root, "madv_collapse_bytes", json_object_new_uint64(collapsed));
-		for (int i = 0; i < n; i++)
-			json_object_array_add(runs, bench__result_json(&res[i], memcpy_s, collapse_s));
-		json_object_object_add(root, "runs", runs);
-		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
-		json_object_put(root);
-		return failed ? 1 : 0;
-	}
-
-	printf("vmcompact bench defrag: %.2f GiB guest, age %.2f, seed %llu, slack %s (%llu MiB), %u vCPU GUPS\n",
-	       (double)o.guest.mem_bytes / (1 << 30), o.guest.age, (unsigned long long)o.guest.seed, o.guest.slack,
-	       n ? (unsigned long long)(res[0].before.slack_bytes >> 20) : 0ull, o.guest.cpus);
-	printf("  %-34s", "");
-	for (int i = 0; i < n; i++)
-		printf(" %20s", defrag_algo__name(res[i].algo));
-	printf("\n");
-	bench__print_row("defrag seconds", res, n, cell_secs);
-	bench__print_row("GiB/s (guest size / time)", res, n, cell_gibs);
-	bench__print_row("copies per promoted page (<=1.1)", res, n, cell_copies);
-	bench__print_row("copies per moved guest page", res, n, cell_copies_moved);
-	bench__print_row("4 KiB moves", res, n, cell_moves4k);
-	bench__print_row("2 MiB remaps", res, n, cell_remaps2m);
-	bench__print_row("regions promoted + zero-copy", res, n, cell_regions);
-	bench__print_row("steps (vCPU pauses)", res, n, cell_steps);
-	bench__print_row("pause max / p99 us (<=1000)", res, n, cell_pause);
-	bench__print_row("backing_2m before -> after", res, n, cell_backing);
-	bench__print_row("achievable (after/achievable)", res, n, cell_achiev);
-	bench__print_row("KVM 2M coverage before -> after", res, n, cell_kvm);
-	bench__print_row("KVM pages_2m before -> after", res, n, cell_p2m);
-	bench__print_row("GUPS M/s before -> after", res, n, cell_gups);
-	bench__print_row("ns/update before -> after", res, n, cell_ns);
-	bench__print_row("GUPS after/before (>=1.3x)", res, n, cell_gups_ratio);
-	bench__print_row("guest", res, n, cell_status);
-	if (o.baseline) {
-		printf("  reference, same %.2f GiB in this run: memcpy of 4 KiB frames %.3f s", (double)o.guest.mem_bytes / (1 << 30),
-		       memcpy_s);
-		if (collapse_s > 0)
-			printf(", MADV_COLLAPSE %.3f s (%llu MiB collapsed)\n", collapse_s,
-			       (unsigned long long)(collapsed >> 20));
-		else
-			printf(", MADV_COLLAPSE unavailable: %s\n", cerr);
-		for (int i = 0; i < n; i++) {
-			double secs = res[i].st.wall_ns / 1e9;
-
-			printf("  %-8s defrag/memcpy %.2fx, defrag/MADV_COLLAPSE %.2fx (target <= 1.0x, stretch 0.5x)\n",
-			       defrag_algo__name(res[i].algo), memcpy_s > 0 ? secs / memcpy_s : 0,
-			       collapse_s > 0 ? secs / collapse_s : 0);
-		}
-	}
+	if (o.baseline)
+		bench__baseline(&o, &base);
+	if (o.json)
+		bench__print_json(&o, res, n, &base, &lin);
+	else
+		bench__print_text(&o, res, n, &base, &lin);
 	return failed ? 1 : 0;
 }
 
@@ -386,7 +539,7 @@ int bench_gups__cmd(int argc, char **argv)
 	int rc;
 
 	bench__defaults(&o);
-	o.gups_ms = 3000;
+	o.gups_windows = 3;
 	rc = bench__parse_args(argc, argv, "gups", bench_longopts, bench_gups__usage, &o.guest, bench__parse_opt, &o);
 	if (rc)
 		return rc > 0 ? 0 : VMC_EXIT_USAGE;

@@ -24,6 +24,9 @@ double tu_now_s(void);
 			tu_fail(__FILE__, __LINE__, #cond, NULL);     \
 	} while (0)
 
+/* Unconditional failure with a message. */
+#define FAIL(...) tu_fail(__FILE__, __LINE__, "FAIL", __VA_ARGS__)
+
 #define CHECKF(cond, ...)                                             \
 	do {                                                          \
 		if (!(cond))                                          \

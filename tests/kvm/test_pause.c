@@ -9,16 +9,13 @@
 #include "vmm/loader.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
+#include "tests/check.h"
 
 #define SKIP 77
 #define RAM  (64ull << 20)
 
 static int failures;
 
-#define CHECK(cond, ...) do { \
-	if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-		fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); failures++; } \
-} while (0)
 
 static void sleep_ms(unsigned ms)
 {
@@ -104,13 +101,13 @@ static void test_pause_freezes(const char *agent)
 		uint64_t a, b;
 
 		vm__pause(&g.vm);
-		CHECK(g.vm.nr_parked + g.vm.nr_exited == 2, "parked %u exited %u", g.vm.nr_parked, g.vm.nr_exited);
-		CHECK(g.vm.vcpus[0].state == VCPU_PARKED && g.vm.vcpus[1].state == VCPU_PARKED, "not parked");
+		CHECKF(g.vm.nr_parked + g.vm.nr_exited == 2, "parked %u exited %u", g.vm.nr_parked, g.vm.nr_exited);
+		CHECKF(g.vm.vcpus[0].state == VCPU_PARKED && g.vm.vcpus[1].state == VCPU_PARKED, "not parked");
 		a = guest__checksum(&g, s, 256 << 10);
 		if (i % 20 == 0)
 			sleep_ms(5);
 		b = guest__checksum(&g, s, 256 << 10);
-		CHECK(a == b, "guest memory changed while paused (iteration %d)", i);
+		CHECKF(a == b, "guest memory changed while paused (iteration %d)", i);
 		vm__resume(&g.vm);
 		usleep(500);
 	}
@@ -118,17 +115,17 @@ static void test_pause_freezes(const char *agent)
 	vm__pause(&g.vm);
 	vm__pause(&g.vm);
 	vm__resume(&g.vm);
-	CHECK(g.vm.pause_req, "inner resume unpaused the VM");
+	CHECKF(g.vm.pause_req, "inner resume unpaused the VM");
 	vm__resume(&g.vm);
-	CHECK(!g.vm.pause_req, "outer resume left the VM paused");
+	CHECKF(!g.vm.pause_req, "outer resume left the VM paused");
 
 	vm__request_stop(&g.vm);
 	for (int i = 0; i < 500 && !vm__all_exited(&g.vm); i++)
 		sleep_ms(10);
-	CHECK(vm__all_exited(&g.vm), "guest did not stop");
+	CHECKF(vm__all_exited(&g.vm), "guest did not stop");
 	vm__join(&g.vm);
-	CHECK(vm__exit_code(&g.vm) == 0, "exit code %d", vm__exit_code(&g.vm));
-	CHECK(g.vm.vcpus[0].report.errors == 0 && g.vm.vcpus[0].report.passes > 0, "errors %llu passes %llu",
+	CHECKF(vm__exit_code(&g.vm) == 0, "exit code %d", vm__exit_code(&g.vm));
+	CHECKF(g.vm.vcpus[0].report.errors == 0 && g.vm.vcpus[0].report.passes > 0, "errors %llu passes %llu",
 	      (unsigned long long)g.vm.vcpus[0].report.errors, (unsigned long long)g.vm.vcpus[0].report.passes);
 	printf("pause: %llu pauses of 2 running vCPUs, avg %.1f us, max %.1f us\n",
 	       (unsigned long long)g.vm.pause.count, (double)g.vm.pause.total_ns / (double)g.vm.pause.count / 1e3,
@@ -150,18 +147,18 @@ static void test_pause_idle(const char *agent)
 	sleep_ms(50);
 	t0 = util__now_ns();
 	vm__pause(&g.vm);
-	CHECK(util__now_ns() - t0 < 100000000ull, "pause of a sleeping vCPU took %llu ns",
+	CHECKF(util__now_ns() - t0 < 100000000ull, "pause of a sleeping vCPU took %llu ns",
 	      (unsigned long long)(util__now_ns() - t0));
 	/* A stop while paused is only acted on after resume. */
 	vm__request_stop(&g.vm);
 	sleep_ms(20);
-	CHECK(!vm__all_exited(&g.vm), "vCPU ran while paused");
+	CHECKF(!vm__all_exited(&g.vm), "vCPU ran while paused");
 	vm__resume(&g.vm);
 	for (int i = 0; i < 300 && !vm__all_exited(&g.vm); i++)
 		sleep_ms(10);
-	CHECK(vm__all_exited(&g.vm), "idle guest did not stop");
+	CHECKF(vm__all_exited(&g.vm), "idle guest did not stop");
 	vm__join(&g.vm);
-	CHECK(vm__exit_code(&g.vm) == 0, "exit code %d", vm__exit_code(&g.vm));
+	CHECKF(vm__exit_code(&g.vm) == 0, "exit code %d", vm__exit_code(&g.vm));
 	guest__end(&g);
 }
 
@@ -186,7 +183,7 @@ static void test_oracle_catches_stale(const char *agent)
 	vm__resume(&g.vm);
 	sleep_ms(300);                      /* several passes: the page moves on */
 	vm__pause(&g.vm);
-	CHECK(memcmp(saved, g.ram + victim, sizeof(saved)), "page did not change in 300 ms");
+	CHECKF(memcmp(saved, g.ram + victim, sizeof(saved)), "page did not change in 300 ms");
 	memcpy(g.ram + victim, saved, sizeof(saved));   /* "lost writes": old generation */
 	*(uint64_t *)(g.ram + victim + 8) ^= 1ull << 12; /* and one misplaced word */
 	vm__resume(&g.vm);
@@ -196,12 +193,12 @@ static void test_oracle_catches_stale(const char *agent)
 		sleep_ms(10);
 	vm__join(&g.vm);
 	vcpu__get_report(&g.vm.vcpus[0], &r, NULL);
-	CHECK(r.errors == 512, "errors %llu, want 512", (unsigned long long)r.errors);
-	CHECK(r.stale_words == 511, "stale %llu, want 511", (unsigned long long)r.stale_words);
-	CHECK(r.bad_pages == 1, "bad pages %llu", (unsigned long long)r.bad_pages);
-	CHECK(r.first_err_gpa == victim, "first error at 0x%llx, want 0x%llx",
+	CHECKF(r.errors == 512, "errors %llu, want 512", (unsigned long long)r.errors);
+	CHECKF(r.stale_words == 511, "stale %llu, want 511", (unsigned long long)r.stale_words);
+	CHECKF(r.bad_pages == 1, "bad pages %llu", (unsigned long long)r.bad_pages);
+	CHECKF(r.first_err_gpa == victim, "first error at 0x%llx, want 0x%llx",
 	      (unsigned long long)r.first_err_gpa, (unsigned long long)victim);
-	CHECK(vm__exit_code(&g.vm) == VMC_GUEST_INTEGRITY, "exit code %d, want %u", vm__exit_code(&g.vm),
+	CHECKF(vm__exit_code(&g.vm) == VMC_GUEST_INTEGRITY, "exit code %d, want %u", vm__exit_code(&g.vm),
 	      VMC_GUEST_INTEGRITY);
 	guest__end(&g);
 }
@@ -224,14 +221,14 @@ static void test_efault(const char *agent)
 	vm__pause(&g.vm);
 	page = g.ram + s + (3ull << 20);
 	/* Drop the old mapping's KVM entries too: the page must be faulted in again. */
-	CHECK(!mprotect(page, 4096, PROT_NONE), "mprotect: %s", strerror(errno));
+	CHECKF(!mprotect(page, 4096, PROT_NONE), "mprotect: %s", strerror(errno));
 	vm__resume(&g.vm);
 	for (int i = 0; i < 300 && !vm__all_exited(&g.vm); i++)
 		sleep_ms(10);
-	CHECK(vm__all_exited(&g.vm), "guest still running");
+	CHECKF(vm__all_exited(&g.vm), "guest still running");
 	vm__join(&g.vm);
-	CHECK(vm__exit_code(&g.vm) == VMC_EXIT_GUEST_FAULT, "exit code %d", vm__exit_code(&g.vm));
-	CHECK(strstr(g.vm.fail_msg, "EFAULT") && strstr(g.vm.fail_msg, "rip 0x"), "message: %s", g.vm.fail_msg);
+	CHECKF(vm__exit_code(&g.vm) == VMC_EXIT_GUEST_FAULT, "exit code %d", vm__exit_code(&g.vm));
+	CHECKF(strstr(g.vm.fail_msg, "EFAULT") && strstr(g.vm.fail_msg, "rip 0x"), "message: %s", g.vm.fail_msg);
 	mprotect(page, 4096, PROT_READ | PROT_WRITE);
 	guest__end(&g);
 }

@@ -20,9 +20,7 @@ static void cleanup(void)
 			unlink(cleanup_path[i]);
 }
 
-#define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
+#include "tests/check.h"
 
 #define GUEST (16ull << 20)
 
@@ -131,15 +129,103 @@ static void reseal(uint8_t *b)
 	memcpy(b, &h, sizeof(h));
 }
 
+/* A damaged copy of orig: the header field or byte changed by `damage`, written to bad. */
+struct corrupt_case {
+	const char *what, *needle;
+	void (*damage)(uint8_t *b, const struct snap_header *h);
+};
+
+static void damage_magic(uint8_t *b, const struct snap_header *h) { memcpy(b, "QCOWxxxx", 8); }
+static void damage_version(uint8_t *b, const struct snap_header *h) { ((struct snap_header *)b)->version = 2; reseal(b); }
+static void damage_size2x(uint8_t *b, const struct snap_header *h) { ((struct snap_header *)b)->guest_bytes = 2 * GUEST; reseal(b); }
+static void damage_size4k(uint8_t *b, const struct snap_header *h) { ((struct snap_header *)b)->guest_bytes = GUEST + 4096; reseal(b); }
+static void damage_pool(uint8_t *b, const struct snap_header *h) { ((struct snap_header *)b)->pool_bytes = 1ull << 50; reseal(b); }
+static void damage_header(uint8_t *b, const struct snap_header *h) { b[40] ^= 1; }
+static void damage_layout(uint8_t *b, const struct snap_header *h) { b[h->layout_off + 4096 + 3] ^= 0x80; }
+static void damage_table(uint8_t *b, const struct snap_header *h) { b[h->table_off + 7] ^= 4; }
+/* page 1 is present (gpa/4096 % 3 != 0) */
+static void damage_page(uint8_t *b, const struct snap_header *h) { b[h->data_off + 4096 + 17] ^= 1; }
+static void damage_region(uint8_t *b, const struct snap_header *h) { b[h->data_off + (2 << 20) + 12345] ^= 0x10; }
+
+static const struct corrupt_case corrupt_cases[] = {
+	{ "bad magic", "magic", damage_magic },
+	{ "version 2", "version 2", damage_version },
+	{ "guest size doubled", NULL, damage_size2x },
+	{ "guest size not 2 MiB", "multiple of 2 MiB", damage_size4k },
+	{ "pool of 1 PiB", "pool size", damage_pool },
+	{ "header byte flipped", "header checksum", damage_header },
+	{ "layout byte flipped", "layout section checksum", damage_layout },
+	{ "table byte flipped", "region table section checksum", damage_table },
+	{ "memory byte flipped", "region 0", damage_page },
+	{ "whole-region byte flipped", "region 1", damage_region },
+};
+
+/* Hand-made damage: truncations, then each case of corrupt_cases. */
+static void test_hand_made(const char *bad, const uint8_t *orig, size_t len, struct mm *mm)
+{
+	struct snap_header h;
+	uint8_t *b = malloc(len);
+
+	CHECK(b);
+	memcpy(&h, orig, sizeof(h));
+	spit(bad, orig, 100);
+	expect_refused(bad, "100 bytes", "shorter than its header", mm);
+	spit(bad, orig, len - 4096);
+	expect_refused(bad, "last page cut", "truncated", mm);
+	spit(bad, orig, h.table_off + 100);
+	expect_refused(bad, "cut in the region table", "truncated", mm);
+	for (size_t i = 0; i < sizeof(corrupt_cases) / sizeof(corrupt_cases[0]); i++) {
+		memcpy(b, orig, len);
+		corrupt_cases[i].damage(b, &h);
+		spit(bad, b, len);
+		expect_refused(bad, corrupt_cases[i].what, corrupt_cases[i].needle, mm);
+	}
+	free(b);
+}
+
+/* Random damage anywhere: a change in the metadata is always refused; in the data area only a
+ * change to a present page is (a hole is never read), and an accepted file restores exactly. */
+static void test_random(const char *bad, const uint8_t *orig, size_t len, struct mm *mm)
+{
+	struct snap_header h;
+	uint8_t *b = malloc(len);
+	int refused = 0, accepted = 0;
+	char err[512];
+
+	CHECK(b);
+	memcpy(&h, orig, sizeof(h));
+	for (int t = 0; t < 300; t++) {
+		size_t blen = len;
+		uint64_t off;
+		int ret;
+
+		memcpy(b, orig, len);
+		if (t % 5 == 0) {
+			blen = (size_t)(rnd() % len);
+		} else {
+			off = t % 2 ? rnd() % (h.table_off + h.table_len) : h.data_off + rnd() % (len - h.data_off);
+			b[off] ^= (uint8_t)(1 + rnd() % 255);
+		}
+		spit(bad, b, blen);
+		ret = try_restore(bad, err, sizeof(err), mm);
+		if (ret && (ret != -EINVAL || !err[0]))
+			FAIL("random case %d: %d '%s'", t, ret, err);
+		if (!ret && t % 5 && t % 2)
+			FAIL("random case %d: a metadata change was accepted", t);
+		ret ? refused++ : accepted++;
+	}
+	printf("  random damage: %d refused, %d accepted (changes to holes only) and restored exactly\n",
+	       refused, accepted);
+	free(b);
+}
+
 int main(void)
 {
 	struct mm_config cfg = { .guest_bytes = GUEST, .slack_bytes = 2 << 20, .prefault = true, .aging = AGING_DEFAULTS };
 	char path[240], bad[256], err[512];
-	struct snap_header h;
 	size_t len;
-	uint8_t *orig, *b;
+	uint8_t *orig;
 	struct mm mm;
-	int refused = 0, accepted = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_crc();
@@ -162,85 +248,8 @@ int main(void)
 		FAIL("snapshot: %s", err);
 	CHECK(try_restore(path, err, sizeof(err), &mm) == 0);
 	orig = slurp(path, &len);
-	memcpy(&h, orig, sizeof(h));
-	b = malloc(len);
-
-	spit(bad, orig, 100);
-	expect_refused(bad, "100 bytes", "shorter than its header", &mm);
-	spit(bad, orig, len - 4096);
-	expect_refused(bad, "last page cut", "truncated", &mm);
-	spit(bad, orig, h.table_off + 100);
-	expect_refused(bad, "cut in the region table", "truncated", &mm);
-	memcpy(b, orig, len);
-	memcpy(b, "QCOWxxxx", 8);
-	spit(bad, b, len);
-	expect_refused(bad, "bad magic", "magic", &mm);
-	memcpy(b, orig, len);
-	((struct snap_header *)b)->version = 2;
-	reseal(b);
-	spit(bad, b, len);
-	expect_refused(bad, "version 2", "version 2", &mm);
-	memcpy(b, orig, len);
-	((struct snap_header *)b)->guest_bytes = 2 * GUEST;
-	reseal(b);
-	spit(bad, b, len);
-	expect_refused(bad, "guest size doubled", NULL, &mm);
-	memcpy(b, orig, len);
-	((struct snap_header *)b)->guest_bytes = GUEST + 4096;
-	reseal(b);
-	spit(bad, b, len);
-	expect_refused(bad, "guest size not 2 MiB", "multiple of 2 MiB", &mm);
-	memcpy(b, orig, len);
-	((struct snap_header *)b)->pool_bytes = 1ull << 50;
-	reseal(b);
-	spit(bad, b, len);
-	expect_refused(bad, "pool of 1 PiB", "pool size", &mm);
-	memcpy(b, orig, len);
-	b[40] ^= 1;
-	spit(bad, b, len);
-	expect_refused(bad, "header byte flipped", "header checksum", &mm);
-	memcpy(b, orig, len);
-	b[h.layout_off + 4096 + 3] ^= 0x80;
-	spit(bad, b, len);
-	expect_refused(bad, "layout byte flipped", "layout section checksum", &mm);
-	memcpy(b, orig, len);
-	b[h.table_off + 7] ^= 4;
-	spit(bad, b, len);
-	expect_refused(bad, "table byte flipped", "region table section checksum", &mm);
-	memcpy(b, orig, len);
-	b[h.data_off + 4096 + 17] ^= 1; /* page 1 is present (gpa/4096 % 3 != 0) */
-	spit(bad, b, len);
-	expect_refused(bad, "memory byte flipped", "region 0", &mm);
-	memcpy(b, orig, len);
-	b[h.data_off + (2 << 20) + 12345] ^= 0x10;
-	spit(bad, b, len);
-	expect_refused(bad, "whole-region byte flipped", "region 1", &mm);
-
-	/* Random damage anywhere: a change in the metadata is always refused; in the data area only a
-	 * change to a present page is (a hole is never read), and an accepted file restores exactly. */
-	for (int t = 0; t < 300; t++) {
-		size_t blen = len;
-		uint64_t off;
-		int ret;
-
-		memcpy(b, orig, len);
-		if (t % 5 == 0) {
-			blen = (size_t)(rnd() % len);
-		} else {
-			off = t % 2 ? rnd() % (h.table_off + h.table_len) : h.data_off + rnd() % (len - h.data_off);
-			b[off] ^= (uint8_t)(1 + rnd() % 255);
-		}
-		spit(bad, b, blen);
-		ret = try_restore(bad, err, sizeof(err), &mm);
-		if (ret && (ret != -EINVAL || !err[0]))
-			FAIL("random case %d: %d '%s'", t, ret, err);
-		if (!ret && t % 5 && t % 2)
-			FAIL("random case %d: a metadata change was accepted", t);
-		ret ? refused++ : accepted++;
-	}
-	printf("  random damage: %d refused, %d accepted (changes to holes only) and restored exactly\n",
-	       refused, accepted);
-	free(b);
+	test_hand_made(bad, orig, len, &mm);
+	test_random(bad, orig, len, &mm);
 	free(orig);
 	unlink(bad);
 	unlink(path);

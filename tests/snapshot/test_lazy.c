@@ -19,9 +19,7 @@ static void cleanup(void)
 		unlink(cleanup_path);
 }
 
-#define FAIL(...) do { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); exit(1); } while (0)
-#define CHECK(c) do { if (!(c)) FAIL("%s", #c); } while (0)
+#include "tests/check.h"
 
 #define GUEST (128ull << 20)
 

@@ -436,9 +436,15 @@ static void test_memory(void)
 	if (expect_clean(&t, &c, 1))
 		expect(&t, jnum(c.json, "vcpus.0.updates_per_sec") > 1e7, "%g updates/s", jnum(c.json, "vcpus.0.updates_per_sec"));
 	tcase__end(&t, &c);
+}
 
+/* --defrag once with each algorithm under verify, then the copies compared; order-9 compaction. */
+static void test_memory_defrag(void)
+{
 	static const char *const algos[] = { "planned", "linux" };
 	double copies[2] = { 0, 0 };
+	struct tcase t;
+	struct child c;
 
 	for (int a = 0; a < 2; a++) {
 		char name[96];
@@ -502,9 +508,14 @@ static void test_memory(void)
 		       "no free order-9 block after");
 	}
 	tcase__end(&t, &c);
+}
 
-	/* A scattered 1 GiB guest needs ~236k mappings: with the default limit it must fail fast and say why. */
+/* A scattered 1 GiB guest needs ~236k mappings: with the default limit it must fail fast and say why. */
+static void test_memory_vma_budget(void)
+{
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	struct tcase t;
+	struct child c;
 	long limit = 0;
 
 	if (f && fscanf(f, "%ld", &limit) != 1)
@@ -549,6 +560,8 @@ int main(int argc, char **argv)
 	test_stops();
 	test_faults();
 	test_memory();
+	test_memory_defrag();
+	test_memory_vma_budget();
 	test_bench_startup();
 	printf("%d/%d passed\n", tests - failures, tests);
 	return failures ? 1 : 0;

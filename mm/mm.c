@@ -158,94 +158,117 @@ uint32_t mm__fault_in_free_blocks(struct mm *mm)
 	return n;
 }
 
-int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
-{
-	struct pool_config pc;
-	uint64_t slack, pool_bytes, capacity, needed, t0 = mm__now_ns(), t;
-	uint32_t nr_gpfns, nr_frames;
-	int ret;
+/* The pool's sizes, each rounded up to whole 2 MiB regions. */
+struct mm_sizes {
+	uint64_t slack, pool_bytes, capacity;
+};
 
-	memset(mm, 0, sizeof(*mm));
-	mm->pool.dir_fd = -1;
+/* Size the pool from cfg; refuse what 32-bit frame numbers or the host cannot hold. */
+static int mm__size_pool(const struct mm_config *cfg, struct mm_sizes *sz, char *err, size_t errlen)
+{
 	if (!cfg->guest_bytes || cfg->guest_bytes % MM_REGION_BYTES) {
 		mm__set_msg(err, errlen, "guest RAM %" PRIu64 " bytes is not a positive multiple of 2 MiB",
 			cfg->guest_bytes);
 		return -EINVAL;
 	}
-	slack = (cfg->slack_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
-	pool_bytes = cfg->guest_bytes + slack;
-	if (pool_bytes < cfg->guest_bytes || (pool_bytes >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+	sz->slack = (cfg->slack_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
+	sz->pool_bytes = cfg->guest_bytes + sz->slack;
+	if (sz->pool_bytes < cfg->guest_bytes || (sz->pool_bytes >> MM_PAGE_SHIFT) >= FRAME_NONE) {
 		mm__set_msg(err, errlen, "pool of %" PRIu64 " MiB guest + %" PRIu64 " MiB slack has too many "
-			"4 KiB frames for 32-bit frame numbers (at most 16 TiB)", cfg->guest_bytes >> 20, slack >> 20);
+			"4 KiB frames for 32-bit frame numbers (at most 16 TiB)", cfg->guest_bytes >> 20, sz->slack >> 20);
 		return -EINVAL;
 	}
-	capacity = pool_bytes + (cfg->borrow_capacity_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
-	if (capacity < pool_bytes || (capacity >> MM_PAGE_SHIFT) >= FRAME_NONE) {
+	sz->capacity = sz->pool_bytes +
+		       (cfg->borrow_capacity_bytes + MM_REGION_BYTES - 1) / MM_REGION_BYTES * MM_REGION_BYTES;
+	if (sz->capacity < sz->pool_bytes || (sz->capacity >> MM_PAGE_SHIFT) >= FRAME_NONE) {
 		mm__set_msg(err, errlen, "pool of %" PRIu64 " MiB with %" PRIu64 " MiB to borrow has too many 4 KiB "
-			"frames for 32-bit frame numbers (at most 16 TiB)", pool_bytes >> 20, cfg->borrow_capacity_bytes >> 20);
+			"frames for 32-bit frame numbers (at most 16 TiB)", sz->pool_bytes >> 20,
+			cfg->borrow_capacity_bytes >> 20);
 		return -EINVAL;
 	}
-	ret = mm__check_host_memory(cfg, pool_bytes, err, errlen);
-	if (ret)
-		return ret;
-	mm->cfg = *cfg;
-	mm->cfg.slack_bytes = slack;
-	nr_gpfns = (uint32_t)(cfg->guest_bytes >> MM_PAGE_SHIFT);
-	nr_frames = (uint32_t)(pool_bytes >> MM_PAGE_SHIFT);
-	ret = pthread_mutex_init(&mm->lock, NULL);
-	if (ret) {
-		mm__set_msg(err, errlen, "mm lock: %s", strerror(ret));
-		return -ret;
-	}
+	return mm__check_host_memory(cfg, sz->pool_bytes, err, errlen);
+}
 
-	/* The layout first: it decides the VMA count, and costs no memory of the pool. */
+/* Buddy allocator and GPA map over the pool's frames, with the guest's pages placed by the
+ * configured layout or by aging. */
+static int mm__create_map(struct mm *mm, const struct mm_sizes *sz, char *err, size_t errlen)
+{
+	uint32_t nr_gpfns = (uint32_t)(mm->cfg.guest_bytes >> MM_PAGE_SHIFT);
+	uint32_t nr_frames = (uint32_t)(sz->pool_bytes >> MM_PAGE_SHIFT);
+	int ret;
+
 	ret = buddy__init(&mm->buddy, nr_frames);
 	if (ret) {
 		mm__set_msg(err, errlen, "buddy allocator over %u frames: %s", nr_frames, strerror(-ret));
-		goto err_lock;
+		return ret;
 	}
 	ret = gpamap__init(&mm->map, nr_gpfns, nr_frames);
 	if (ret) {
 		mm__set_msg(err, errlen, "GPA map of %u pages over %u frames: %s", nr_gpfns, nr_frames, strerror(-ret));
 		goto err_buddy;
 	}
-	ret = cfg->layout ? mm_layout__place(&mm->buddy, &mm->map, cfg->layout, err, errlen) :
-			    aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
+	ret = mm->cfg.layout ? mm_layout__place(&mm->buddy, &mm->map, mm->cfg.layout, err, errlen) :
+			       aging__place(&mm->buddy, &mm->map, &mm->cfg.aging, err, errlen);
 	if (ret)
 		goto err_map;
-	mm->startup.layout_ns = mm__now_ns() - t0;
-	/* Frame space for borrowed blocks comes after the pool; it starts absent. */
-	if (capacity > pool_bytes) {
-		ret = buddy__grow(&mm->buddy, (uint32_t)(capacity >> MM_PAGE_SHIFT));
-		if (!ret)
-			ret = gpamap__grow(&mm->map, (uint32_t)(capacity >> MM_PAGE_SHIFT));
-		if (ret) {
-			mm__set_msg(err, errlen, "frame space for %" PRIu64 " MiB of borrowing: %s",
-				(capacity - pool_bytes) >> 20, strerror(-ret));
-			goto err_map;
-		}
-	}
+	return 0;
+
+err_map:
+	gpamap__exit(&mm->map);
+err_buddy:
+	buddy__exit(&mm->buddy);
+	return ret;
+}
+
+/* Frame space for borrowed blocks comes after the pool; it starts absent. */
+static int mm__reserve_borrow_frames(struct mm *mm, const struct mm_sizes *sz, char *err, size_t errlen)
+{
+	int ret;
+
+	if (sz->capacity <= sz->pool_bytes)
+		return 0;
+	ret = buddy__grow(&mm->buddy, (uint32_t)(sz->capacity >> MM_PAGE_SHIFT));
+	if (!ret)
+		ret = gpamap__grow(&mm->map, (uint32_t)(sz->capacity >> MM_PAGE_SHIFT));
+	if (ret)
+		mm__set_msg(err, errlen, "frame space for %" PRIu64 " MiB of borrowing: %s",
+			(sz->capacity - sz->pool_bytes) >> 20, strerror(-ret));
+	return ret;
+}
+
+static int mm__create_pool(struct mm *mm, const struct mm_sizes *sz, char *err, size_t errlen)
+{
+	struct pool_config pc;
+	uint64_t needed, t;
+	int ret;
 
 	/* Refuse before prefaulting gigabytes if the window cannot be mapped: the window's
 	 * mappings plus one per pool block (each block is its own file in the direct map). */
-	needed = window__vmas_needed(&mm->map) + pool_bytes / MM_REGION_BYTES;
+	needed = window__vmas_needed(&mm->map) + sz->pool_bytes / MM_REGION_BYTES;
 	ret = vma_budget__check(needed, err, errlen);
 	if (ret)
-		goto err_map;
+		return ret;
 
 	t = mm__now_ns();
-	pc = (struct pool_config){ .size = pool_bytes, .capacity = capacity, .path = cfg->pool_path,
-				   .prefault = cfg->prefault && !cfg->prefault_async };
+	pc = (struct pool_config){ .size = sz->pool_bytes, .capacity = sz->capacity, .path = mm->cfg.pool_path,
+				   .prefault = mm->cfg.prefault && !mm->cfg.prefault_async };
 	ret = pool__create(&mm->pool, &pc, err, errlen);
 	if (ret)
-		goto err_map;
+		return ret;
 	mm->startup.pool_ns = mm__now_ns() - t;
 	mm->startup.prefault_ns = mm->pool.prefault_ns;
+	return 0;
+}
 
-	t = mm__now_ns();
-	ret = window__create(&mm->win, cfg->guest_bytes, mm->pool.block_fd, err, errlen);
+/* The guest's window onto the pool, every page mapped; which regions got one 2 MiB mapping. */
+static int mm__create_window(struct mm *mm, char *err, size_t errlen)
+{
+	uint64_t t = mm__now_ns();
+	int ret;
+
+	ret = window__create(&mm->win, mm->cfg.guest_bytes, mm->pool.block_fd, err, errlen);
 	if (ret)
-		goto err_pool;
+		return ret;
 	/* MADV_HUGEPAGE per window mapping costs ~2.5 us per 4 KiB remap: only where it matters. */
 	mm->win.hugepage_advice = !mm->pool.huge_always;
 	ret = window__map_all(&mm->win, &mm->map, err, errlen);
@@ -262,44 +285,97 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	/* map_all gave every in-order region a mapping covering its whole aligned 2 MiB. */
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
 		mm->region_huge_mapped[r] = gpamap__region_in_order(&mm->map, r);
+	return 0;
+
+err_win:
+	window__destroy(&mm->win);
+	return ret;
+}
+
+/* With an asynchronous prefault: fault in what the guest would see 4 KiB-backed, start the
+ * thread for the rest. */
+static int mm__start_prefault(struct mm *mm, char *err, size_t errlen)
+{
+	int ret;
+
 	pthread_mutex_init(&mm->ready_lock, NULL);
 	pthread_cond_init(&mm->ready_cond, NULL);
-	mm->ready = !(cfg->prefault && cfg->prefault_async);
-	if (!mm->ready) {
-		/*
-		 * A block the guest reaches through 4 KiB window mappings would get 4 KiB pages on
-		 * its first touch, and stay so: fault those in now, before any vCPU runs. Blocks
-		 * holding an in-order region are mapped 2 MiB and become huge whoever touches them
-		 * first; they, and the rest, are faulted in by the thread.
-		 */
-		ret = mm__prefault_exposed(mm, err, errlen);
-		if (ret)
-			goto err_flags;
-		ret = pthread_create(&mm->prefault_thread, NULL, mm__prefault_thread, mm);
-		if (ret) {
-			mm__set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
-			ret = -ret;
-			goto err_flags;
-		}
-		mm->prefault_thread_started = true;
+	mm->ready = !(mm->cfg.prefault && mm->cfg.prefault_async);
+	if (mm->ready)
+		return 0;
+	/*
+	 * A block the guest reaches through 4 KiB window mappings would get 4 KiB pages on
+	 * its first touch, and stay so: fault those in now, before any vCPU runs. Blocks
+	 * holding an in-order region are mapped 2 MiB and become huge whoever touches them
+	 * first; they, and the rest, are faulted in by the thread.
+	 */
+	ret = mm__prefault_exposed(mm, err, errlen);
+	if (ret)
+		goto err_ready;
+	ret = pthread_create(&mm->prefault_thread, NULL, mm__prefault_thread, mm);
+	if (ret) {
+		mm__set_msg(err, errlen, "mm: cannot start the prefault thread: %s", strerror(ret));
+		ret = -ret;
+		goto err_ready;
 	}
+	mm->prefault_thread_started = true;
+	return 0;
+
+err_ready:
+	pthread_cond_destroy(&mm->ready_cond);
+	pthread_mutex_destroy(&mm->ready_lock);
+	free(mm->block_prefaulted);
+	mm->block_prefaulted = NULL;
+	return ret;
+}
+
+int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t errlen)
+{
+	struct mm_sizes sz;
+	uint64_t t0 = mm__now_ns();
+	int ret;
+
+	memset(mm, 0, sizeof(*mm));
+	mm->pool.dir_fd = -1;
+	ret = mm__size_pool(cfg, &sz, err, errlen);
+	if (ret)
+		return ret;
+	mm->cfg = *cfg;
+	mm->cfg.slack_bytes = sz.slack;
+	ret = pthread_mutex_init(&mm->lock, NULL);
+	if (ret) {
+		mm__set_msg(err, errlen, "mm lock: %s", strerror(ret));
+		return -ret;
+	}
+
+	/* The layout first: it decides the VMA count, and costs no memory of the pool. */
+	ret = mm__create_map(mm, &sz, err, errlen);
+	if (ret)
+		goto err_lock;
+	mm->startup.layout_ns = mm__now_ns() - t0;
+	ret = mm__reserve_borrow_frames(mm, &sz, err, errlen);
+	if (ret)
+		goto err_map;
+	ret = mm__create_pool(mm, &sz, err, errlen);
+	if (ret)
+		goto err_map;
+	ret = mm__create_window(mm, err, errlen);
+	if (ret)
+		goto err_pool;
+	ret = mm__start_prefault(mm, err, errlen);
+	if (ret)
+		goto err_flags;
 	mm->startup.total_ns = mm__now_ns() - t0;
 	return 0;
 
 err_flags:
-	pthread_cond_destroy(&mm->ready_cond);
-	pthread_mutex_destroy(&mm->ready_lock);
-	free(mm->block_prefaulted);
 	free(mm->region_huge_mapped);
 	mm->region_huge_mapped = NULL;
-
-err_win:
 	window__destroy(&mm->win);
 err_pool:
 	pool__destroy(&mm->pool);
 err_map:
 	gpamap__exit(&mm->map);
-err_buddy:
 	buddy__exit(&mm->buddy);
 err_lock:
 	pthread_mutex_destroy(&mm->lock);

@@ -1,148 +1,8 @@
-/* plan.c: the planned defrag: every guest page is copied once, straight to its final 2 MiB slot. */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "mm/internal.h"
+/* plan.c: the planned defrag (overview in plan.h): choose every region's target block, then run step 2. */
+#include "mm/plan.h"
 #include "mm/util.h"
 
-/*
- * Planned collapse
- * ================
- *
- * 1. Plan (under mm->lock, the guest running). Regions already mapped 2 MiB are
- *    done; regions in order on a host huge block are promoted by a remap alone.
- *    Every other region r gets a target block T(r) among the clean blocks (host
- *    huge, no unmovable frame, not holding a done region): first the block that
- *    already holds the most of r's pages at their offsets (so a run resumed after
- *    a cancel, or the next max_regions chunk, finds its half-filled blocks again),
- *    then the blocks with the fewest frames that must be evicted (movable ballast,
- *    pages of regions without a target), most free frames first. Page i of r then
- *    has the final slot T(r) + i ("home"). Anything else in a target block is a
- *    blocker: a misplaced page of another target region ("foreign") or something
- *    to evict.
- *
- * 2. Execute, in steps (defrag__step_ensure), region by region (the default):
- *    - pick the incomplete target block with the fewest blockers;
- *    - clear each blocker: ballast or a page without a target goes to a spare
- *      frame (outside the targets; when none is left, a free slot of the target
- *      block with the most blockers, which will come last); a foreign page goes
- *      home with a 4 KiB move. If its home holds another misplaced page, that one
- *      goes home first, and so on: a chain, executed from its free end, every move
- *      final. A chain can only close into a cycle at the slot being cleared; one
- *      page then waits on a spare frame (an extra copy: copies_temp);
- *    - the block now holds only free frames and r's pages in place: copy r's
- *      missing pages in whole and map the region with one 2 MiB remap ("fast
- *      path": no 4 KiB remap for those pages). If that would overrun the pause
- *      budget, the pages come in by 4 KiB moves instead;
- *    - a target block that a chain happened to fill completely is promoted with
- *      one 2 MiB remap (its 4 KiB remaps had merged the region's mappings).
- *    Every guest page is copied once, to its home, except cycle breaks.
-
- */
-
-#define NO_REGION UINT32_MAX
-#define NO_BLOCK UINT32_MAX
 #define AFFINITY_MIN 8 /* pages already in place that make a block r's natural target */
-
-enum region_plan {
-	RP_SKIP,     /* not promotable now: unbacked pages, over max_regions or no clean block */
-	RP_DONE,     /* already one 2 MiB mapping */
-	RP_ZERO,     /* in order on a host huge block: remap only */
-	RP_TARGET,   /* being filled into region_block[r] */
-	RP_COMPLETE, /* promoted by this run */
-};
-
-struct frame_stack {
-	frame_t *v;
-	size_t n, cap;
-};
-
-struct plan {
-	struct defrag_engine *e;
-	struct mm *mm;
-	uint32_t nr_regions, nr_blocks;
-	uint8_t *rstate;          /* enum region_plan */
-	uint32_t *region_block;   /* target block, or NO_BLOCK */
-	uint32_t *block_region;   /* region the block is the target of, or NO_REGION */
-	uint16_t *home;           /* per target block: its region's pages in place */
-	uint16_t *foreign;        /* ... pages of other target regions */
-	uint16_t *evict;          /* ... ballast and pages without a target */
-	struct frame_stack spare;      /* free frames outside target blocks */
-	struct frame_stack complete;   /* blocks holding all their pages (block numbers) */
-	struct frame_stack chain;      /* frames of the chain being followed */
-	uint32_t cur_blk;              /* the block being processed */
-	uint32_t park_blk;             /* target block used for spare frames */
-	frame_t park_next;             /* ... and where to look in it next */
-	uint32_t targets_left;
-	uint64_t to_place, placed;
-};
-
-static int fs_push(struct frame_stack *s, frame_t f)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 1024;
-		frame_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = f;
-	return 0;
-}
-
-static bool fs_pop(struct frame_stack *s, frame_t *f)
-{
-	if (!s->n)
-		return false;
-	*f = s->v[--s->n];
-	return true;
-}
-
-static void fs_free(struct frame_stack *s)
-{
-	free(s->v);
-	memset(s, 0, sizeof(*s));
-}
-
-static inline uint32_t block_of(frame_t f)
-{
-	return f >> MM_PAGEBLOCK_ORDER;
-}
-
-static inline frame_t block_frame(uint32_t blk)
-{
-	return blk << MM_PAGEBLOCK_ORDER;
-}
-
-/* The block is the target of a region still being filled. */
-static inline bool is_target(const struct plan *p, uint32_t blk)
-{
-	uint32_t r = p->block_region[blk];
-
-	return r != NO_REGION && p->rstate[r] == RP_TARGET;
-}
-
-/* The guest page in frame f belongs to a region being filled (so it is not to be evicted). */
-static inline bool holds_target_page(const struct plan *p, frame_t f)
-{
-	const struct gpamap *m = &p->mm->map;
-
-	return gpamap__owner(m, f) == FRAME_GUEST &&
-	       p->rstate[gpamap__gpfn(m, f) >> MM_PAGEBLOCK_ORDER] == RP_TARGET;
-}
-
-/* Frame f of a target block holds the page that belongs there. */
-static inline bool is_home(const struct plan *p, frame_t f)
-{
-	const struct gpamap *m = &p->mm->map;
-	uint32_t r = p->block_region[block_of(f)];
-
-	return gpamap__owner(m, f) == FRAME_GUEST &&
-	       gpamap__gpfn(m, f) == (r << MM_PAGEBLOCK_ORDER) + (f & (MM_PAGEBLOCK_FRAMES - 1));
-}
 
 static void plan_free(struct plan *p)
 {
@@ -238,79 +98,108 @@ static void assign(struct plan *p, uint32_t r, uint32_t blk)
 	p->targets_left++;
 }
 
-/* Step 1 of the plan: classify regions and blocks, choose T(r). Holds mm->lock. */
-static int plan_targets(struct plan *p)
+/* Scratch space of plan_targets, sized for every region and block. */
+struct plan_scratch {
+	uint32_t *cand, nr_cand;  /* regions to copy into a target block */
+	struct affinity *aff;
+	uint32_t *blocks;         /* clean blocks free for the taking, cheapest first */
+	uint64_t *key;            /* per block: its sort key */
+	uint8_t *eligible;        /* per block: clean (host huge, no unmovable frame, no in-place region) */
+};
+
+static void plan_scratch__free(struct plan_scratch *s)
+{
+	free(s->cand);
+	free(s->aff);
+	free(s->blocks);
+	free(s->key);
+	free(s->eligible);
+}
+
+static int plan_scratch__alloc(struct plan_scratch *s, const struct plan *p)
+{
+	memset(s, 0, sizeof(*s));
+	s->cand = malloc((p->nr_regions + 1) * sizeof(*s->cand));
+	s->aff = malloc((p->nr_regions + 1) * sizeof(*s->aff));
+	s->blocks = malloc((p->nr_blocks + 1) * sizeof(*s->blocks));
+	s->key = calloc(p->nr_blocks + 1, sizeof(*s->key));
+	s->eligible = calloc(p->nr_blocks + 1, 1);
+	if (!s->cand || !s->aff || !s->blocks || !s->key || !s->eligible) {
+		plan_scratch__free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Regions: done, skipped, promoted by a remap (up to max_regions), or candidates to copy. */
+static void plan_classify_regions(struct plan *p, struct plan_scratch *s)
 {
 	struct mm *mm = p->mm;
-	struct defrag_stats *st = p->e->st;
-	uint32_t limit = p->e->req->max_regions, budget, nr_cand = 0, nr_aff = 0, nr_blocks = 0;
-	uint32_t *cand = NULL, *blocks = NULL;
-	uint64_t *key = NULL;
-	struct affinity *aff = NULL;
-	uint8_t *eligible = NULL;
-	int ret = -ENOMEM;
+	uint32_t limit = p->e->req->max_regions, budget = limit ? limit : UINT32_MAX;
 
-	cand = malloc((p->nr_regions + 1) * sizeof(*cand));
-	aff = malloc((p->nr_regions + 1) * sizeof(*aff));
-	blocks = malloc((p->nr_blocks + 1) * sizeof(*blocks));
-	key = calloc(p->nr_blocks + 1, sizeof(*key));
-	eligible = calloc(p->nr_blocks + 1, 1);
-	if (!cand || !aff || !blocks || !key || !eligible)
-		goto out;
-
-	/* Regions. */
-	budget = limit ? limit : UINT32_MAX;
 	for (uint32_t r = 0; r < p->nr_regions; r++) {
 		if (mm->region_huge_mapped[r] && defrag__region_in_place(mm, r)) {
 			p->rstate[r] = RP_DONE;
 		} else if (!defrag__region_full(mm, r)) {
 			p->rstate[r] = RP_SKIP;
-			st->regions_failed++;
+			p->e->st->regions_failed++;
 		} else if (defrag__region_in_place(mm, r)) {
 			if (budget) {
 				p->rstate[r] = RP_ZERO;
 				budget--;
 			}
 		} else {
-			cand[nr_cand++] = r;
+			s->cand[s->nr_cand++] = r;
 		}
 		if (p->rstate[r] == RP_DONE || p->rstate[r] == RP_ZERO || defrag__region_in_place(mm, r))
 			p->block_region[block_of(gpamap__frame(&mm->map, r << MM_PAGEBLOCK_ORDER))] = r;
 	}
 	/* All candidates are planned; execution stops after `limit` regions, the cheapest first. */
+}
 
-	/* Clean blocks: host huge, no unmovable frame, not holding an in-place region. */
+/* Clean blocks: host huge, no unmovable frame, not holding an in-place region. */
+static void plan_mark_clean_blocks(struct plan *p, struct plan_scratch *s)
+{
 	for (uint32_t blk = 0; blk < p->nr_blocks; blk++) {
 		frame_t f0 = block_frame(blk);
 
-		if (p->block_region[blk] != NO_REGION || !pool__block_is_huge(&mm->pool, f0) ||
-		    defrag__block_has_unmovable(mm, blk))
+		if (p->block_region[blk] != NO_REGION || !pool__block_is_huge(&p->mm->pool, f0) ||
+		    defrag__block_has_unmovable(p->mm, blk))
 			continue;
-		eligible[blk] = 1;
+		s->eligible[blk] = 1;
 	}
+}
 
-	/* Affinity first: a block already holding many of r's pages in place. */
-	for (uint32_t i = 0; i < nr_cand; i++) {
-		uint32_t blk = NO_BLOCK, n = best_affinity(mm, cand[i], &blk);
+/* Affinity first: a block already holding many of r's pages in place. */
+static void plan_assign_by_affinity(struct plan *p, struct plan_scratch *s)
+{
+	uint32_t nr_aff = 0;
+
+	for (uint32_t i = 0; i < s->nr_cand; i++) {
+		uint32_t blk = NO_BLOCK, n = best_affinity(p->mm, s->cand[i], &blk);
 
 		if (n)
-			aff[nr_aff++] = (struct affinity){ .count = n, .region = cand[i], .block = blk };
+			s->aff[nr_aff++] = (struct affinity){ .count = n, .region = s->cand[i], .block = blk };
 	}
-	qsort(aff, nr_aff, sizeof(*aff), cmp_affinity);
+	qsort(s->aff, nr_aff, sizeof(*s->aff), cmp_affinity);
 	for (uint32_t i = 0; i < nr_aff; i++)
-		if (eligible[aff[i].block] && p->block_region[aff[i].block] == NO_REGION &&
-		    p->region_block[aff[i].region] == NO_BLOCK)
-			assign(p, aff[i].region, aff[i].block);
+		if (s->eligible[s->aff[i].block] && p->block_region[s->aff[i].block] == NO_REGION &&
+		    p->region_block[s->aff[i].region] == NO_BLOCK)
+			assign(p, s->aff[i].region, s->aff[i].block);
+}
 
-	/* The other candidates are meant to get targets too (provisionally marked so for the
-	 * eviction count below); pages of regions without one must be evicted. */
-	for (uint32_t i = 0; i < nr_cand; i++)
-		p->rstate[cand[i]] = RP_TARGET;
+/* The clean blocks no region has taken, fewest evictions first, then most free frames (the
+ * fast path). Candidates count as targets here: their pages need no eviction. */
+static uint32_t plan_sort_free_blocks(struct plan *p, struct plan_scratch *s)
+{
+	const struct gpamap *m = &p->mm->map;
+	uint32_t nr_blocks = 0;
+
 	for (uint32_t blk = 0; blk < p->nr_blocks; blk++) {
-		const uint8_t *own = mm->map.frame_owner + ((size_t)blk << MM_PAGEBLOCK_ORDER);
+		const uint8_t *own = m->frame_owner + ((size_t)blk << MM_PAGEBLOCK_ORDER);
 		uint32_t nr_free = 0, nr_evict = 0;
 
-		if (!eligible[blk] || p->block_region[blk] != NO_REGION)
+		if (!s->eligible[blk] || p->block_region[blk] != NO_REGION)
 			continue;
 		for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++) {
 			frame_t f = block_frame(blk) + i;
@@ -320,32 +209,44 @@ static int plan_targets(struct plan *p)
 			else if (!holds_target_page(p, f))
 				nr_evict++;
 		}
-		/* Fewest evictions first, then most free frames (the fast path). */
-		key[blk] = (uint64_t)nr_evict << 16 | (MM_PAGEBLOCK_FRAMES - nr_free);
-		blocks[nr_blocks++] = blk;
+		s->key[blk] = (uint64_t)nr_evict << 16 | (MM_PAGEBLOCK_FRAMES - nr_free);
+		s->blocks[nr_blocks++] = blk;
 	}
-	qsort_r(blocks, nr_blocks, sizeof(*blocks), cmp_block_key, key);
+	qsort_r(s->blocks, nr_blocks, sizeof(*s->blocks), cmp_block_key, s->key);
+	return nr_blocks;
+}
 
-	for (uint32_t i = 0, b = 0; i < nr_cand; i++) {
-		uint32_t r = cand[i];
+/* Step 1 of the plan: classify regions and blocks, choose T(r). Holds mm->lock. */
+static int plan_targets(struct plan *p)
+{
+	struct plan_scratch s;
+	uint32_t nr_blocks;
+
+	if (plan_scratch__alloc(&s, p))
+		return -ENOMEM;
+	plan_classify_regions(p, &s);
+	plan_mark_clean_blocks(p, &s);
+	plan_assign_by_affinity(p, &s);
+
+	/* The other candidates are meant to get targets too (provisionally marked so for the
+	 * eviction count below); pages of regions without one must be evicted. */
+	for (uint32_t i = 0; i < s.nr_cand; i++)
+		p->rstate[s.cand[i]] = RP_TARGET;
+	nr_blocks = plan_sort_free_blocks(p, &s);
+	for (uint32_t i = 0, b = 0; i < s.nr_cand; i++) {
+		uint32_t r = s.cand[i];
 
 		if (p->region_block[r] != NO_BLOCK)
 			continue;
 		if (b == nr_blocks) {
 			p->rstate[r] = RP_SKIP;
-			st->regions_failed++; /* no clean block left for it */
+			p->e->st->regions_failed++; /* no clean block left for it */
 			continue;
 		}
-		assign(p, r, blocks[b++]);
+		assign(p, r, s.blocks[b++]);
 	}
-	ret = 0;
-out:
-	free(cand);
-	free(aff);
-	free(blocks);
-	free(key);
-	free(eligible);
-	return ret;
+	plan_scratch__free(&s);
+	return 0;
 }
 
 /* Step 2 of the plan: counters per target block, and the work lists. Holds mm->lock. */
@@ -384,442 +285,6 @@ static int plan_lists(struct plan *p)
 	}
 	return ret;
 }
-
-/* Frame f, which held a page that has just moved out, is free now: file it. */
-static int frame_vacated(struct plan *p, frame_t f, bool was_foreign_target_page)
-{
-	uint32_t blk = block_of(f);
-
-	if (!is_target(p, blk))
-		return fs_push(&p->spare, f);
-	if (was_foreign_target_page)
-		p->foreign[blk]--;
-	else
-		p->evict[blk]--;
-	return 0; /* blocks are picked by their blocker counts, free slots found by scanning */
-}
-
-/* Progress moves with the work: pages placed (regions promoted in place count 512). */
-static void plan_progress(struct plan *p)
-{
-	p->e->progress_done = (uint64_t)p->e->st->regions_zero_copy * MM_PAGEBLOCK_FRAMES + p->placed;
-}
-
-static int page_placed(struct plan *p, uint32_t blk)
-{
-	p->home[blk]++;
-	p->placed++;
-	plan_progress(p);
-	if (p->home[blk] == MM_PAGEBLOCK_FRAMES)
-		return fs_push(&p->complete, blk);
-	return 0;
-}
-
-/* The incomplete target block with the most blockers, other than the current one. */
-static uint32_t pick_park_block(const struct plan *p)
-{
-	uint32_t best = NO_BLOCK, best_key = 0;
-
-	for (uint32_t r = 0; r < p->nr_regions; r++) {
-		uint32_t blk, key;
-
-		if (p->rstate[r] != RP_TARGET || p->region_block[r] == p->cur_blk)
-			continue;
-		blk = p->region_block[r];
-		key = p->foreign[blk] + p->evict[blk] + 1U;
-		if (key > best_key &&
-		    (uint32_t)p->home[blk] + p->foreign[blk] + p->evict[blk] < MM_PAGEBLOCK_FRAMES) {
-			best_key = key;
-			best = blk;
-		}
-	}
-	return best;
-}
-
-/*
- * When no frame outside the targets is free: a free slot of the
- * target block that will be processed last (the most blockers). What lands there
- * becomes one more blocker of that block.
- */
-static frame_t take_park_frame(struct plan *p)
-{
-	struct mm *mm = p->mm;
-
-	for (int tries = 0; tries < 2; tries++) {
-		if (p->park_blk != NO_BLOCK && is_target(p, p->park_blk) && p->park_blk != p->cur_blk) {
-			for (frame_t f = p->park_next; f < block_frame(p->park_blk) + MM_PAGEBLOCK_FRAMES; f++) {
-				if (!buddy__frame_is_free(&mm->buddy, f) || buddy__take(&mm->buddy, f))
-					continue;
-				p->park_next = f + 1;
-				return f;
-			}
-		}
-		p->park_blk = pick_park_block(p);
-		if (p->park_blk == NO_BLOCK)
-			break;
-		p->park_next = block_frame(p->park_blk);
-	}
-	return FRAME_NONE;
-}
-
-/* A spare frame (free, outside target blocks), taken from the buddy allocator. */
-static frame_t take_spare(struct plan *p)
-{
-	frame_t f;
-
-	while (fs_pop(&p->spare, &f))
-		if (!is_target(p, block_of(f)) && buddy__frame_is_free(&p->mm->buddy, f) &&
-		    !buddy__take(&p->mm->buddy, f))
-			return f;
-	return take_park_frame(p);
-}
-
-/* Move the page in f out to a spare frame (*to, if not NULL). 0, -EAGAIN (no spare frame) or -errno. */
-static int move_to_spare(struct plan *p, frame_t f, unsigned flags, frame_t *to)
-{
-	struct defrag_engine *e = p->e;
-	frame_t t;
-	int ret;
-
-	ret = defrag__step_ensure(e, e->est_move_ns);
-	if (ret)
-		return ret;
-	t = take_spare(p);
-	if (t == FRAME_NONE)
-		return -EAGAIN;
-	if (gpamap__owner(&p->mm->map, f) == FRAME_GUEST) {
-		gpfn_t g = gpamap__gpfn(&p->mm->map, f);
-
-		if (e->moved[g >> 6] >> (g & 63) & 1)
-			flags |= MOVE_TEMP; /* moved before in this run: this copy is an extra one */
-	}
-	ret = defrag__move(e, f, t, flags);
-	if (ret) {
-		buddy__free(&p->mm->buddy, t, 0);
-		return ret;
-	}
-	if (to)
-		*to = t;
-	if (is_target(p, block_of(t))) { /* parked in a later target block: a blocker there now */
-		if (holds_target_page(p, t))
-			p->foreign[block_of(t)]++;
-		else
-			p->evict[block_of(t)]++;
-	}
-	return 0;
-}
-
-/* Fill the free target slot s with the page that belongs there (a 4 KiB move). */
-static int fill_slot(struct plan *p, frame_t s)
-{
-	struct mm *mm = p->mm;
-	struct defrag_engine *e = p->e;
-	uint32_t blk = block_of(s), r = p->block_region[blk];
-	gpfn_t g;
-	frame_t f;
-	int ret;
-
-	if (!is_target(p, blk) || !buddy__frame_is_free(&mm->buddy, s))
-		return 0; /* stale: filled by the fast path, or the block is done */
-	g = (r << MM_PAGEBLOCK_ORDER) + (s & (MM_PAGEBLOCK_FRAMES - 1));
-	f = gpamap__frame(&mm->map, g);
-	if (f == FRAME_NONE)
-		return 0;
-	ret = defrag__step_ensure(e, e->est_move_ns);
-	if (ret)
-		return ret;
-	if (buddy__take(&mm->buddy, s))
-		return 0;
-	ret = defrag__move(e, f, s, 0);
-	if (ret) {
-		buddy__free(&mm->buddy, s, 0);
-		return ret;
-	}
-	ret = page_placed(p, blk);
-	if (!ret)
-		ret = frame_vacated(p, f, true);
-	return ret;
-}
-
-/* All of the region's pages are in place in its block: one 2 MiB remap. */
-static int complete_block(struct plan *p, uint32_t blk)
-{
-	struct defrag_engine *e = p->e;
-	uint32_t r = p->block_region[blk];
-	int ret;
-
-	if (!is_target(p, blk) || p->home[blk] != MM_PAGEBLOCK_FRAMES)
-		return 0;
-	ret = defrag__step_ensure(e, e->est_remap_ns);
-	if (ret)
-		return ret;
-	ret = defrag__promote_filled(e, r);
-	if (ret)
-		return ret;
-	p->rstate[r] = RP_COMPLETE;
-	p->targets_left--;
-	return 0;
-}
-
-/*
- * The fast path: block blk holds only free frames, pages of its region in place
- * and frames to evict. Evict those, then copy the region whole into the block
- * with one 2 MiB remap. 0, -EAGAIN (not possible now) or -errno.
- */
-static int fast_path(struct plan *p, uint32_t blk)
-{
-	struct mm *mm = p->mm;
-	struct defrag_engine *e = p->e;
-	uint32_t r = p->block_region[blk];
-	frame_t f0 = block_frame(blk), old[MM_PAGEBLOCK_FRAMES];
-	uint32_t nr_free = 0, copied = 0;
-	uint64_t cost;
-	int ret;
-
-	if (!is_target(p, blk) || p->foreign[blk] || p->home[blk] == MM_PAGEBLOCK_FRAMES)
-		return 0;
-	cost = defrag__collapse_cost(e, r, MM_PAGEBLOCK_FRAMES - p->home[blk]);
-	/* Over the pause budget, 4 KiB moves do it in small steps, at ~10x the total time. A block
-	 * with nothing to evict (a borrowed one) is always filled whole: a copy of 2 MiB and one
-	 * remap, 0.6-0.9 ms measured, is the shortest pause that switches a region at all. */
-	if (p->evict[blk] && cost > e->work_budget_ns)
-		return -EAGAIN;
-	for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES && p->evict[blk]; f++) {
-		if (gpamap__owner(&mm->map, f) == FRAME_FREE || is_home(p, f))
-			continue;
-		ret = move_to_spare(p, f, 0, NULL);
-		if (ret)
-			return ret;
-		p->evict[blk]--;
-	}
-	ret = defrag__step_ensure(e, cost);
-	if (ret)
-		return ret;
-	if (p->foreign[blk] || p->evict[blk])
-		return 0; /* changed meanwhile */
-	for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES; f++)
-		nr_free += gpamap__owner(&mm->map, f) == FRAME_FREE;
-	if (nr_free == MM_PAGEBLOCK_FRAMES) {
-		if (buddy__take_block(&mm->buddy, f0, MM_PAGEBLOCK_ORDER))
-			return -EIO;
-	} else {
-		for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES; f++)
-			if (gpamap__owner(&mm->map, f) == FRAME_FREE && buddy__take(&mm->buddy, f))
-				return -EIO;
-	}
-	ret = defrag__collapse_into(e, r, f0, old);
-	if (ret) {
-		/* Rolled back: the region's pages are where they were; give back the frames taken. */
-		for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES; f++)
-			if (gpamap__owner(&mm->map, f) == FRAME_FREE && !buddy__frame_is_free(&mm->buddy, f))
-				buddy__free(&mm->buddy, f, 0);
-		return ret;
-	}
-	p->rstate[r] = RP_COMPLETE;
-	p->targets_left--;
-	e->st->regions_fast_path++;
-	for (uint32_t i = 0; i < MM_PAGEBLOCK_FRAMES; i++) {
-		if (old[i] == FRAME_NONE)
-			continue;
-		copied++;
-		ret = frame_vacated(p, old[i], true);
-		if (ret)
-			return ret;
-	}
-	p->home[blk] = MM_PAGEBLOCK_FRAMES;
-	p->placed += copied;
-	plan_progress(p);
-	return 0;
-}
-
-static int zero_copy_all(struct plan *p)
-{
-	struct defrag_engine *e = p->e;
-	int ret = 0;
-
-	for (uint32_t r = 0; r < p->nr_regions && !ret; r++) {
-		if (p->rstate[r] != RP_ZERO)
-			continue;
-		ret = defrag__step_ensure(e, e->est_remap_ns);
-		if (!ret)
-			ret = defrag__promote_in_place(e, r);
-		if (!ret)
-			p->rstate[r] = RP_COMPLETE;
-		plan_progress(p);
-	}
-	return ret;
-}
-
-static int stuck(struct plan *p, const char *why)
-{
-	defrag__set_error(p->e, -ENOSPC, "planned defrag: %s with %u regions incomplete", why, p->targets_left);
-	return -ENOSPC;
-}
-
-/* --- execution: region by region --- */
-
-/* The incomplete target block with the fewest blockers, then the most pages in place. */
-static uint32_t pick_block(const struct plan *p)
-{
-	uint32_t best = NO_BLOCK, best_key = UINT32_MAX;
-
-	for (uint32_t r = 0; r < p->nr_regions; r++) {
-		uint32_t blk, key;
-
-		if (p->rstate[r] != RP_TARGET)
-			continue;
-		blk = p->region_block[r];
-		key = (uint32_t)(p->foreign[blk] + p->evict[blk]) << 10 | (MM_PAGEBLOCK_FRAMES - p->home[blk]);
-		if (key < best_key) {
-			best_key = key;
-			best = blk;
-		}
-	}
-	return best;
-}
-
-static inline frame_t home_of(const struct plan *p, frame_t f)
-{
-	gpfn_t g = gpamap__gpfn(&p->mm->map, f);
-
-	return block_frame(p->region_block[g >> MM_PAGEBLOCK_ORDER]) + (g & (MM_PAGEBLOCK_FRAMES - 1));
-}
-
-/* Move the misplaced target page in frame f to its home slot h, which is free. */
-static int move_home(struct plan *p, frame_t f, frame_t h)
-{
-	struct mm *mm = p->mm;
-	struct defrag_engine *e = p->e;
-	int ret;
-
-	ret = defrag__step_ensure(e, e->est_move_ns);
-	if (ret)
-		return ret;
-	if (buddy__take(&mm->buddy, h))
-		return -EIO;
-	ret = defrag__move(e, f, h, 0);
-	if (ret) {
-		buddy__free(&mm->buddy, h, 0);
-		return ret;
-	}
-	ret = page_placed(p, block_of(h));
-	if (!ret)
-		ret = frame_vacated(p, f, true);
-	return ret;
-}
-
-/*
- * Make frame f of the block being processed hold no blocker. Ballast or a page
- * without a target goes to a spare frame. A misplaced target page goes home; if
- * its home holds another misplaced page, that one goes home first, and so on
- * (a chain, executed from its end; every move is final). The chain ends at a free
- * home, or at one whose occupant can be evicted. It can only close into a cycle
- * at f itself: then the last page is parked on a spare frame and, once f's page
- * has left, comes home into f (one extra copy).
- */
-static int clear_slot(struct plan *p, frame_t f)
-{
-	struct mm *mm = p->mm;
-	frame_t cur = f, parked = FRAME_NONE, x;
-	int ret;
-
-	if (buddy__frame_is_free(&mm->buddy, f) || is_home(p, f))
-		return 0;
-	if (!holds_target_page(p, f)) {
-		ret = move_to_spare(p, f, 0, NULL);
-		return ret ? ret : frame_vacated(p, f, false);
-	}
-	p->chain.n = 0;
-	for (;;) {
-		frame_t h = home_of(p, cur);
-
-		ret = fs_push(&p->chain, cur);
-		if (ret)
-			return ret;
-		if (buddy__frame_is_free(&mm->buddy, h))
-			break;
-		if (h == f) { /* a cycle through f: park its last page */
-			p->chain.n--;
-			ret = move_to_spare(p, cur, MOVE_TEMP, &parked);
-			if (!ret)
-				ret = frame_vacated(p, cur, true);
-			if (ret)
-				return ret;
-			break;
-		}
-		if (!holds_target_page(p, h)) { /* ballast or a target-less page: evict it */
-			ret = move_to_spare(p, h, 0, NULL);
-			if (!ret)
-				ret = frame_vacated(p, h, false);
-			if (ret)
-				return ret;
-			break;
-		}
-		cur = h;
-	}
-	while (fs_pop(&p->chain, &x)) {
-		ret = move_home(p, x, home_of(p, x));
-		if (ret)
-			return ret;
-	}
-	return parked == FRAME_NONE ? 0 : move_home(p, parked, f);
-}
-
-/* Without the fast path: pull each missing page into its slot with a 4 KiB move. */
-static int fill_block_4k(struct plan *p, uint32_t blk)
-{
-	int ret = 0;
-
-	for (frame_t f = block_frame(blk); f < block_frame(blk) + MM_PAGEBLOCK_FRAMES && !ret; f++)
-		if (is_target(p, blk) && buddy__frame_is_free(&p->mm->buddy, f))
-			ret = fill_slot(p, f);
-	return ret;
-}
-
-static int process_block(struct plan *p, uint32_t blk)
-{
-	struct defrag_engine *e = p->e;
-	frame_t f0 = block_frame(blk);
-	int ret = 0;
-
-	for (frame_t f = f0; f < f0 + MM_PAGEBLOCK_FRAMES && !ret; f++)
-		ret = clear_slot(p, f);
-	if (ret || !is_target(p, blk))
-		return ret;
-	if (e->req->flags & DEFRAG_F_NO_FAST_PATH)
-		return fill_block_4k(p, blk); /* completion comes through p->complete */
-	ret = fast_path(p, blk);
-	return ret == -EAGAIN ? fill_block_4k(p, blk) : ret;
-}
-
-static int execute_ordered(struct plan *p)
-{
-	struct defrag_engine *e = p->e;
-	uint32_t limit = e->req->max_regions;
-	int ret = 0;
-
-	while (!ret && p->targets_left) {
-		frame_t x;
-		uint32_t blk;
-
-		if (limit && e->st->regions_promoted + e->st->regions_zero_copy >= limit)
-			break;
-		if (fs_pop(&p->complete, &x)) {
-			ret = complete_block(p, x);
-			continue;
-		}
-		blk = pick_block(p);
-		if (blk == NO_BLOCK)
-			break;
-		p->cur_blk = blk;
-		ret = process_block(p, blk);
-		if (ret == -EAGAIN)
-			ret = stuck(p, "no spare frame to evict into");
-		plan_progress(p);
-	}
-	return ret;
-}
-
 /*
  * Blocks to borrow: one per region to be copied, less the clean blocks that are wholly free
  * already. Every region then gets an empty target: copied whole, with no 4 KiB eviction.
@@ -891,9 +356,9 @@ int plan__collapse(struct defrag_engine *e)
 		e->progress_total += p.rstate[r] == RP_ZERO ? MM_PAGEBLOCK_FRAMES : 0;
 	if (e->req->max_regions && (uint64_t)e->req->max_regions * MM_PAGEBLOCK_FRAMES < e->progress_total)
 		e->progress_total = (uint64_t)e->req->max_regions * MM_PAGEBLOCK_FRAMES;
-	ret = zero_copy_all(&p);
+	ret = plan__zero_copy_all(&p);
 	if (!ret)
-		ret = execute_ordered(&p);
+		ret = plan__execute_ordered(&p);
 	/* Whatever happened, blocks left wholly free beyond the pool's size go back to the host. */
 	t = mm__now_ns();
 	gret = ret == -ECANCELED ? 0 : borrow__give_back(e);

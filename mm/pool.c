@@ -1,4 +1,4 @@
-/* pool.c: the frame pool: one file per 2 MiB block on a private huge=always tmpfs, the direct map, adding and dropping blocks, THP detection. */
+/* pool.c: the frame pool: one file per 2 MiB block on a private huge=always tmpfs, the direct map, prefaulting, adding and dropping blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,9 +15,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 #include "mm/pool.h"
 #include "mm/util.h"
@@ -29,17 +26,8 @@
 #define MFD_CLOEXEC 0x0001U
 #endif
 
-#define POOL_BLOCK_SIZE (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
 #define POOL_RUN_DIR "/run/vmcompact"
 #define POOL_MOUNT_MARGIN (4ULL << 20) /* tmpfs size= beyond the file, for rounding */
-
-/* /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
-#define KPF_COMPOUND_HEAD 15
-#define KPF_COMPOUND_TAIL 16
-#define KPF_HUGE 17
-#define KPF_THP 22
-#define PM_PRESENT (1ULL << 63)
-#define PM_PFN_MASK ((1ULL << 55) - 1)
 
 static const char *const pool_backing_names[POOL_BACKING_COUNT] = {
 	[POOL_BACKING_THP] = "thp",
@@ -52,9 +40,7 @@ const char *pool_backing__name(enum pool_backing b)
 	return (unsigned)b < POOL_BACKING_COUNT ? pool_backing_names[b] : "?";
 }
 
-/* Append to p->note, keeping what is there. */
-static void note_add(struct pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note_add(struct pool *p, const char *fmt, ...)
+void pool__note_add(struct pool *p, const char *fmt, ...)
 {
 	size_t used = strlen(p->note);
 	va_list ap;
@@ -175,7 +161,7 @@ static int open_private_tmpfs(struct pool *p, char *err, size_t errlen)
 	} else {
 		p->dir_fd = fd;
 		p->backing = POOL_BACKING_THP;
-		note_add(p, "private tmpfs huge=always (mounted at %s, detached at once), one file per 2 MiB block",
+		pool__note_add(p, "private tmpfs huge=always (mounted at %s, detached at once), one file per 2 MiB block",
 			 p->mount_dir);
 		p->huge_always = true;
 		ret = 0;
@@ -225,7 +211,7 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 		}
 		p->backing = POOL_BACKING_HUGETLB;
 		p->huge_always = true;
-		note_add(p, "hugetlbfs %s (%" PRIu64 " KiB pages)", dir, hps >> 10);
+		pool__note_add(p, "hugetlbfs %s (%" PRIu64 " KiB pages)", dir, hps >> 10);
 	} else if ((uint64_t)sfs.f_type == TMPFS_MAGIC) {
 		read_shmem_enabled(policy, sizeof(policy));
 		if (!tmpfs_huge_option(dir, huge, sizeof(huge)))
@@ -234,10 +220,10 @@ static int open_in_dir(struct pool *p, const char *dir, char *err, size_t errlen
 		    !strcmp(huge, "advise")) {
 			p->backing = POOL_BACKING_THP;
 			p->huge_always = !strcmp(policy, "force") || !strcmp(huge, "always");
-			note_add(p, "tmpfs %s huge=%s", dir, huge);
+			pool__note_add(p, "tmpfs %s huge=%s", dir, huge);
 		} else {
 			p->backing = POOL_BACKING_4K;
-			note_add(p, "tmpfs %s has huge=%s: the pool gets 4 KiB pages. Fix: remount it with "
+			pool__note_add(p, "tmpfs %s has huge=%s: the pool gets 4 KiB pages. Fix: remount it with "
 				    "huge=always (mount -o remount,huge=always %s)", dir, huge, dir);
 		}
 	} else {
@@ -285,7 +271,7 @@ static int open_fallback(struct pool *p, int mount_err, char *err, size_t errlen
 	read_shmem_enabled(policy, sizeof(policy));
 	p->backing = shmem_policy_gives_thp(policy) ? POOL_BACKING_THP : POOL_BACKING_4K;
 	p->note[0] = '\0';
-	note_add(p, "could not mount a private huge=always tmpfs (%s); using a memfd with shmem_enabled=%s%s. "
+	pool__note_add(p, "could not mount a private huge=always tmpfs (%s); using a memfd with shmem_enabled=%s%s. "
 		    "Fix: run as root, or pass --pool-path DIR on a tmpfs mounted with huge=always|advise "
 		    "(mount -t tmpfs -o huge=always tmpfs DIR), or set "
 		    "/sys/kernel/mm/transparent_hugepage/shmem_enabled to advise (vmcompact never changes it)",
@@ -519,169 +505,6 @@ void pool__populate_blocks(struct pool *p, const uint32_t *blocks, uint32_t n, u
 			pthread_join(jobs[i].thread, NULL);
 }
 
-/* --- which blocks are host huge pages --- */
-
-#define REFRESH_CHUNK_BLOCKS 64
-
-static bool block_is_huge(int kpf_fd, uint64_t e0, uint64_t e256, int *eperm)
-{
-	uint64_t pfn0 = e0 & PM_PFN_MASK, pfn256 = e256 & PM_PFN_MASK, fl0, fl256;
-	const uint64_t huge = (1ULL << KPF_THP) | (1ULL << KPF_HUGE);
-
-	if (!(e0 & PM_PRESENT) || !(e256 & PM_PRESENT))
-		return false;
-	if (pfn0 == 0) {
-		*eperm = 1; /* PFNs hidden: no CAP_SYS_ADMIN */
-		return false;
-	}
-	if (pfn0 & (MM_PAGEBLOCK_FRAMES - 1) || pfn256 != pfn0 + MM_PAGEBLOCK_FRAMES / 2)
-		return false;
-	if (pread(kpf_fd, &fl0, sizeof(fl0), (off_t)(pfn0 * sizeof(uint64_t))) != sizeof(fl0) ||
-	    pread(kpf_fd, &fl256, sizeof(fl256), (off_t)(pfn256 * sizeof(uint64_t))) != sizeof(fl256))
-		return false;
-	/*
-	 * Page 0 heads a folio (or is a tail of an even larger one) and page 256 is a
-	 * tail: folios are naturally aligned, so the folio holding page 0 covers at least
-	 * the whole 2 MiB block, and its PFNs are 512-aligned: the host can PMD-map it.
-	 */
-	return (fl0 & huge) && (fl256 & huge) && (fl256 & (1ULL << KPF_COMPOUND_TAIL)) &&
-	       (fl0 & ((1ULL << KPF_COMPOUND_HEAD) | (1ULL << KPF_COMPOUND_TAIL)));
-}
-
-static int refresh_from_kpageflags(struct pool *p)
-{
-	const size_t per_chunk = (size_t)REFRESH_CHUNK_BLOCKS * MM_PAGEBLOCK_FRAMES;
-	uint64_t *pm = NULL;
-	int pm_fd, kpf_fd, eperm = 0, ret = 0;
-
-	pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm_fd < 0)
-		return -errno;
-	kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	if (kpf_fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	pm = malloc(per_chunk * sizeof(uint64_t));
-	if (!pm) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t blk = 0; blk < p->nr_blocks; blk += REFRESH_CHUNK_BLOCKS) {
-		uint32_t n = p->nr_blocks - blk < REFRESH_CHUNK_BLOCKS ? p->nr_blocks - blk : REFRESH_CHUNK_BLOCKS;
-		size_t bytes = (size_t)n * MM_PAGEBLOCK_FRAMES * sizeof(uint64_t);
-		uint64_t vpn = ((uintptr_t)p->base >> MM_PAGE_SHIFT) + (uint64_t)blk * MM_PAGEBLOCK_FRAMES;
-
-		if (pread(pm_fd, pm, bytes, (off_t)(vpn * sizeof(uint64_t))) != (ssize_t)bytes) {
-			ret = -EIO;
-			goto out;
-		}
-		for (uint32_t i = 0; i < n; i++) {
-			const uint64_t *e = pm + (size_t)i * MM_PAGEBLOCK_FRAMES;
-
-			p->block_huge[blk + i] = block_is_huge(kpf_fd, e[0], e[MM_PAGEBLOCK_FRAMES / 2], &eperm);
-			if (eperm) {
-				ret = -EPERM;
-				goto out;
-			}
-		}
-	}
-out:
-	free(pm);
-	if (kpf_fd >= 0)
-		close(kpf_fd);
-	close(pm_fd);
-	return ret;
-}
-
-/* Fallback: /proc/self/smaps gives only a count of PMD-mapped (or hugetlb) kB in the direct map. */
-static int refresh_from_smaps(struct pool *p)
-{
-	uintptr_t lo = (uintptr_t)p->base, hi = lo + p->size;
-	char line[512];
-	bool inside = false;
-	uint64_t kb = 0, n;
-	FILE *f = fopen("/proc/self/smaps", "re");
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end, v;
-
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			inside = start >= lo && end <= hi;
-			continue;
-		}
-		if (!inside)
-			continue;
-		if (sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1 || sscanf(line, "FilePmdMapped: %lu kB", &v) == 1 ||
-		    sscanf(line, "Shared_Hugetlb: %lu kB", &v) == 1 || sscanf(line, "Private_Hugetlb: %lu kB", &v) == 1)
-			kb += v;
-	}
-	fclose(f);
-	n = kb / (POOL_BLOCK_SIZE >> 10);
-	if (n > p->nr_blocks)
-		n = p->nr_blocks;
-	memset(p->block_huge, 0, p->nr_blocks);
-	for (uint32_t b = 0; b < p->nr_blocks && n; b++)
-		if (p->block_present[b]) {
-			p->block_huge[b] = 1;
-			n--;
-		}
-	return 0;
-}
-
-int pool__refresh_huge(struct pool *p)
-{
-	uint64_t t0 = mm__now_ns();
-	uint32_t n = 0;
-	int ret;
-
-	ret = refresh_from_kpageflags(p);
-	p->huge_exact = ret == 0;
-	if (ret < 0) {
-		int why = ret;
-
-		ret = refresh_from_smaps(p);
-		if (!strstr(p->note, "optimistically"))
-			note_add(p, "%s/proc/self/pagemap+/proc/kpageflags unreadable (%s): which blocks are huge "
-				    "is guessed from the smaps PMD-mapped count, marking the first blocks "
-				    "optimistically", p->note[0] ? "; " : "", strerror(-why));
-	}
-	for (uint32_t b = 0; b < p->nr_blocks; b++)
-		n += p->block_huge[b];
-	p->nr_huge_blocks = n;
-	p->refresh_ns = mm__now_ns() - t0;
-	return ret;
-}
-
-void pool__refresh_block(struct pool *p, uint32_t b)
-{
-	uint64_t vpn = ((uintptr_t)p->base >> MM_PAGE_SHIFT) + (uint64_t)b * MM_PAGEBLOCK_FRAMES, e0, e256;
-	bool huge = false;
-	int eperm = 0, pm_fd, kpf_fd;
-
-	if (!pool__block_present(p, b))
-		return;
-	if (!p->huge_exact) {
-		huge = p->backing != POOL_BACKING_4K; /* the optimistic guess, as refresh_from_smaps */
-	} else {
-		pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-		kpf_fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-		if (pm_fd >= 0 && kpf_fd >= 0 &&
-		    pread(pm_fd, &e0, sizeof(e0), (off_t)(vpn * sizeof(uint64_t))) == sizeof(e0) &&
-		    pread(pm_fd, &e256, sizeof(e256), (off_t)((vpn + MM_PAGEBLOCK_FRAMES / 2) * sizeof(uint64_t))) ==
-			    sizeof(e256))
-			huge = block_is_huge(kpf_fd, e0, e256, &eperm);
-		if (pm_fd >= 0)
-			close(pm_fd);
-		if (kpf_fd >= 0)
-			close(kpf_fd);
-	}
-	p->nr_huge_blocks += (uint32_t)huge - p->block_huge[b];
-	p->block_huge[b] = huge;
-}
-
 int pool__block_add(struct pool *p, uint32_t b, bool fault, char *err, size_t errlen)
 {
 	int fd, ret;
@@ -750,113 +573,6 @@ int64_t pool__fs_free_bytes(const struct pool *p)
 	return (int64_t)((uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize);
 }
 
-/* --- copying --- */
-
-static void copy_plain(void *dst, const void *src)
-{
-	memcpy(dst, src, MM_PAGE_SIZE);
-}
-
-#if defined(__x86_64__)
-static void copy_sse2(void *dst, const void *src)
-{
-	__m128i *d = dst;
-	const __m128i *s = src;
-
-	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m128i); i += 4) {
-		__m128i a = _mm_load_si128(s + i), b = _mm_load_si128(s + i + 1);
-		__m128i c = _mm_load_si128(s + i + 2), e = _mm_load_si128(s + i + 3);
-
-		_mm_stream_si128(d + i, a);
-		_mm_stream_si128(d + i + 1, b);
-		_mm_stream_si128(d + i + 2, c);
-		_mm_stream_si128(d + i + 3, e);
-	}
-}
-
-__attribute__((target("avx2"))) static void copy_avx2(void *dst, const void *src)
-{
-	__m256i *d = dst;
-	const __m256i *s = src;
-
-	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m256i); i += 4) {
-		__m256i a = _mm256_load_si256(s + i), b = _mm256_load_si256(s + i + 1);
-		__m256i c = _mm256_load_si256(s + i + 2), e = _mm256_load_si256(s + i + 3);
-
-		_mm256_stream_si256(d + i, a);
-		_mm256_stream_si256(d + i + 1, b);
-		_mm256_stream_si256(d + i + 2, c);
-		_mm256_stream_si256(d + i + 3, e);
-	}
-}
-
-__attribute__((target("avx512f"))) static void copy_avx512(void *dst, const void *src)
-{
-	__m512i *d = dst;
-	const __m512i *s = src;
-
-	for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(__m512i); i += 4) {
-		__m512i a = _mm512_load_si512(s + i), b = _mm512_load_si512(s + i + 1);
-		__m512i c = _mm512_load_si512(s + i + 2), e = _mm512_load_si512(s + i + 3);
-
-		_mm512_stream_si512(d + i, a);
-		_mm512_stream_si512(d + i + 1, b);
-		_mm512_stream_si512(d + i + 2, c);
-		_mm512_stream_si512(d + i + 3, e);
-	}
-}
-#endif
-
-static void select_copy(struct pool *p)
-{
-	/* VMC_POOL_COPY=avx512|avx2|sse2|memcpy forces one (benchmarks); unknown or unsupported: memcpy. */
-	const char *force = getenv("VMC_POOL_COPY");
-	bool any = !force || !*force;
-
-	p->copy = copy_plain;
-	p->copy_impl = "memcpy";
-#if defined(__x86_64__)
-	__builtin_cpu_init();
-	if ((any || !strcmp(force, "avx512")) && __builtin_cpu_supports("avx512f")) {
-		p->copy = copy_avx512;
-		p->copy_impl = "avx512";
-	} else if ((any || !strcmp(force, "avx2")) && __builtin_cpu_supports("avx2")) {
-		p->copy = copy_avx2;
-		p->copy_impl = "avx2";
-	} else if (any || !strcmp(force, "sse2")) {
-		p->copy = copy_sse2;
-		p->copy_impl = "sse2";
-	}
-#endif
-}
-
-void pool__copy_fence(void)
-{
-#if defined(__x86_64__)
-	_mm_sfence();
-#else
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
-void pool__copy_frame_nofence(struct pool *p, frame_t dst, frame_t src)
-{
-	p->copy(pool__frame_ptr(p, dst), pool__frame_ptr(p, src));
-}
-
-void pool__copy_frame(struct pool *p, frame_t dst, frame_t src)
-{
-	p->copy(pool__frame_ptr(p, dst), pool__frame_ptr(p, src));
-	pool__copy_fence();
-}
-
-void pool__copy_frames(struct pool *p, frame_t dst, frame_t src, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		p->copy(pool__frame_ptr(p, dst + i), pool__frame_ptr(p, src + i));
-	pool__copy_fence();
-}
-
 /* --- create / destroy --- */
 
 /* One open file per block: raise the soft RLIMIT_NOFILE to the hard one if the present blocks
@@ -874,7 +590,7 @@ static int check_nofile(struct pool *p, char *err, size_t errlen)
 
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
 		if (!setrlimit(RLIMIT_NOFILE, &rl))
-			note_add(p, "; RLIMIT_NOFILE raised from %llu to %llu (one file per 2 MiB block)",
+			pool__note_add(p, "; RLIMIT_NOFILE raised from %llu to %llu (one file per 2 MiB block)",
 				 (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 		else
 			rl.rlim_cur = old;
@@ -886,7 +602,7 @@ static int check_nofile(struct pool *p, char *err, size_t errlen)
 		return -EMFILE;
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-		note_add(p, "; RLIMIT_NOFILE %llu limits the pool to %llu blocks of %u (borrowing is short)",
+		pool__note_add(p, "; RLIMIT_NOFILE %llu limits the pool to %llu blocks of %u (borrowing is short)",
 			 (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - spare_fds), p->nr_blocks);
 	return 0;
 }
@@ -912,7 +628,7 @@ int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_
 	p->nr_frames = (uint32_t)(capacity >> MM_PAGE_SHIFT);
 	p->nr_blocks = (uint32_t)(capacity / POOL_BLOCK_SIZE);
 	p->nr_present_start = (uint32_t)(cfg->size / POOL_BLOCK_SIZE);
-	select_copy(p);
+	pool__select_copy(p);
 	p->block_huge = calloc(p->nr_blocks, 1);
 	p->block_present = calloc(p->nr_blocks, 1);
 	p->block_fd = malloc(p->nr_blocks * sizeof(int));

@@ -12,6 +12,7 @@ enum pool_backing {
 };
 
 #define POOL_BACKING_COUNT (POOL_BACKING_4K + 1)
+#define POOL_BLOCK_SIZE (1ULL << (MM_PAGE_SHIFT + MM_PAGEBLOCK_ORDER))
 const char *pool_backing__name(enum pool_backing b);
 
 struct pool_config {
@@ -57,6 +58,8 @@ struct pool {
 
 int pool__create(struct pool *p, const struct pool_config *cfg, char *err, size_t errlen);
 void pool__destroy(struct pool *p);
+/* Append to p->note (what was tried for THP, for users), keeping what is there. */
+void pool__note_add(struct pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Bytes of the pool's blocks that are present (its resident size once faulted in). */
 static inline uint64_t pool__present_bytes(const struct pool *p)
 {
@@ -84,7 +87,7 @@ int pool__prefault(struct pool *p, unsigned threads, char *err, size_t errlen);
 /* Fault in the 2 MiB blocks b with sel[b] == value, through the direct map (so each becomes one
  * host huge page whatever maps it later). Safe while the guest runs. */
 int pool__prefault_blocks(struct pool *p, const uint8_t *sel, uint8_t value, char *err, size_t errlen);
-/* Re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). 0 or -errno. */
+/* pool_huge.c: re-read which blocks are host huge pages (pagemap + kpageflags, else smaps). 0 or -errno. */
 int pool__refresh_huge(struct pool *p);
 
 static inline void *pool__frame_ptr(const struct pool *p, frame_t f)
@@ -96,6 +99,8 @@ static inline bool pool__block_is_huge(const struct pool *p, frame_t f)
 	return p->block_huge[f >> MM_PAGEBLOCK_ORDER];
 }
 
+/* pool_copy.c: choose p->copy by CPU features (VMC_POOL_COPY=avx512|avx2|sse2|memcpy forces one). */
+void pool__select_copy(struct pool *p);
 /* Copy one 4 KiB frame through the direct map (non-temporal where available), then fence. */
 void pool__copy_frame(struct pool *p, frame_t dst, frame_t src);
 /* Batch form: copy without fencing; call pool__copy_fence() once after the batch, before

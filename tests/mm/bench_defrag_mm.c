@@ -145,7 +145,24 @@ static void usage(FILE *f)
 		   "--trace FILE writes every run's trace events (mm/trace.h) to FILE, one a line.\n");
 }
 
-int main(int argc, char **argv)
+#define NR_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+struct bench_opts {
+	struct mm_config cfg;
+	uint64_t pause_ns;
+	bool no_advice, populate;
+	const char *trace_path;
+	bool chosen[NR_VARIANTS];
+};
+
+/* Seconds the same work takes done plainly: memcpy and pool copy of the pages a run copied, and
+ * MADV_COLLAPSE of the guest's size (cold, warm). */
+struct reference_times {
+	double memcpy_s, pool_copy_s, collapse_cold_s, collapse_warm_s;
+};
+
+/* -1: go on; else the exit code (--list, --help, bad usage). */
+static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, 'm' }, { "slack", required_argument, NULL, 's' },
@@ -156,42 +173,35 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "populate-remaps", no_argument, NULL, 'P' }, { 0 },
 	};
-	const size_t nr_variants = sizeof(variants) / sizeof(variants[0]);
-	struct mm_config cfg = { .guest_bytes = 1ULL << 30, .slack_bytes = 62ULL << 20, .prefault = true };
 	struct aging_config ag = AGING_DEFAULTS;
-	bool chosen[sizeof(variants) / sizeof(variants[0])] = { 0 }, any = false;
-	uint64_t pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT;
-	bool no_advice = false, populate = false;
-	struct mm_trace trace = { 0 };
-	const char *trace_path = NULL;
-	double collapse_cold, collapse_warm;
-	struct vma_budget vb;
-	uint64_t needed;
+	bool any = false;
 	int c;
 
+	*o = (struct bench_opts){ .cfg = { .guest_bytes = 1ULL << 30, .slack_bytes = 62ULL << 20, .prefault = true },
+				  .pause_ns = DEFRAG_MAX_PAUSE_NS_DEFAULT };
 	ag.age = 0.9;
 	ag.seed = 7;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'm': cfg.guest_bytes = parse_size(optarg); break;
-		case 's': cfg.slack_bytes = parse_size(optarg); break;
+		case 'm': o->cfg.guest_bytes = parse_size(optarg); break;
+		case 's': o->cfg.slack_bytes = parse_size(optarg); break;
 		case 'a': ag.age = strtod(optarg, NULL); break;
 		case 'S': ag.seed = strtoull(optarg, NULL, 0); break;
-		case 'p': pause_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'p': o->pause_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'r':
-			for (size_t i = 0; i < nr_variants; i++)
+			for (size_t i = 0; i < NR_VARIANTS; i++)
 				if (!strcmp(optarg, variants[i].name))
-					chosen[i] = any = true;
+					o->chosen[i] = any = true;
 			if (!any) {
 				fprintf(stderr, "unknown run '%s' (see --list)\n", optarg);
 				return 2;
 			}
 			break;
-		case 'A': no_advice = true; break;
-		case 'P': populate = true; break;
-		case 'T': trace_path = optarg; break;
+		case 'A': o->no_advice = true; break;
+		case 'P': o->populate = true; break;
+		case 'T': o->trace_path = optarg; break;
 		case 'l':
-			for (size_t i = 0; i < nr_variants; i++)
+			for (size_t i = 0; i < NR_VARIANTS; i++)
 				printf("%-16s %s\n", variants[i].name, variants[i].what);
 			return 0;
 		case 'h': usage(stdout); return 0;
@@ -200,123 +210,168 @@ int main(int argc, char **argv)
 	}
 	if (!any)
 		for (size_t i = 0; i < 3; i++)
-			chosen[i] = true;
-	cfg.aging = ag;
+			o->chosen[i] = true;
+	o->cfg.aging = ag;
+	return -1;
+}
 
-	/* The scattered guest needs about one VMA per scattered page. */
-	needed = (uint64_t)(ag.age * (double)(cfg.guest_bytes >> MM_PAGE_SHIFT)) + 1024;
+/* The scattered guest needs about one VMA per scattered page: 0, or SKIP with the sysctl to run. */
+static int check_map_count(const struct mm_config *cfg)
+{
+	uint64_t needed = (uint64_t)(cfg->aging.age * (double)(cfg->guest_bytes >> MM_PAGE_SHIFT)) + 1024;
+	struct vma_budget vb;
+
 	if (vma_budget__read(&vb) == 0 && needed + vb.in_use + VMA_BUDGET_HEADROOM > vb.max_map_count) {
 		uint64_t want = ((needed + vb.in_use + VMA_BUDGET_HEADROOM) * 5 / 4 + 65535) & ~65535ULL;
 
 		printf("SKIP: a %.2f-aged %llu MiB guest needs about %llu mappings, vm.max_map_count is %llu.\n"
 		       "Run: sysctl -w vm.max_map_count=%llu\n",
-		       ag.age, (unsigned long long)(cfg.guest_bytes >> 20), (unsigned long long)needed,
+		       cfg->aging.age, (unsigned long long)(cfg->guest_bytes >> 20), (unsigned long long)needed,
 		       (unsigned long long)vb.max_map_count, (unsigned long long)want);
 		return SKIP;
 	}
+	return 0;
+}
 
-	cfg.borrow_capacity_bytes = cfg.guest_bytes;
-	madv_collapse_reference(cfg.guest_bytes, &collapse_cold, &collapse_warm);
+/* What a run's time went on: wall, copy speed against memcpy, borrowing, pauses. */
+static void print_run_time(const struct defrag_stats *st, const struct mm *mm, const struct mm_stat *after,
+			   const struct reference_times *ref)
+{
+	double gib = (double)(st->pages_copied << MM_PAGE_SHIFT) / (double)(1ULL << 30);
+	double t_memcpy = ref->memcpy_s, t_pool = ref->pool_copy_s;
+	double collapse_cold = ref->collapse_cold_s, collapse_warm = ref->collapse_warm_s;
+
+	printf("  wall %.3f s (plan %.1f ms), %.3f GiB copied = %.2f GiB/s; memcpy of the same %.3f s "
+	       "(%.2f GiB/s), pool copy (%s) %.3f s\n",
+	       st->wall_ns / 1e9, st->plan_ns / 1e6, gib, gib / (st->wall_ns / 1e9), t_memcpy,
+	       t_memcpy > 0 ? gib / t_memcpy : 0, mm->pool.copy_impl, t_pool);
+	printf("  defrag / warm MADV_COLLAPSE %.2f (cold %.2f); borrowed peak %llu MiB (limit %llu MiB), "
+	       "given back %llu MiB, pool RSS after %llu MiB = guest + slack %+lld MiB; promote path %s%s%s\n",
+	       collapse_warm > 0 ? st->wall_ns / 1e9 / collapse_warm : 0.0,
+	       collapse_cold > 0 ? st->wall_ns / 1e9 / collapse_cold : 0.0,
+	       (unsigned long long)(st->borrowed_peak_bytes >> 20), (unsigned long long)(st->borrow_limit_bytes >> 20),
+	       (unsigned long long)(st->given_back_bytes >> 20), (unsigned long long)(st->pool_rss_after_bytes >> 20),
+	       (long long)(st->pool_rss_after_bytes >> 20) - (long long)((after->guest_bytes + after->slack_bytes) >> 20),
+	       st->promote_path ? st->promote_path : "?", st->borrow_note[0] ? "; " : "", st->borrow_note);
+	printf("  borrowing %.3f s, giving back %.3f s (outside pauses but for ballast moves)\n",
+	       st->borrow_ns / 1e9, st->give_back_ns / 1e9);
+}
+
+/* What a run did: copies, remaps, pauses, regions, Linux-style vmstat. */
+static void print_run_work(const struct defrag_stats *st, const struct mm_stat *before, const struct mm_stat *after)
+{
+	printf("  copies %llu (guest %llu, of which whole-region %llu, temporary %llu; ballast %llu); "
+	       "%llu guest pages moved\n",
+	       (unsigned long long)st->pages_copied, (unsigned long long)st->copies_guest,
+	       (unsigned long long)st->copies_bulk, (unsigned long long)st->copies_temp,
+	       (unsigned long long)st->copies_ballast, (unsigned long long)st->guest_pages_moved);
+	printf("  copies per promoted page %.3f, per moved guest page %.3f\n",
+	       st->copies_per_promoted_page, st->copies_per_moved_page);
+	printf("  4 KiB remaps %llu, 2 MiB remaps %llu, steps %llu, pause max %.0f us, p99 %.0f us, "
+	       "total %.3f s\n",
+	       (unsigned long long)st->pages_moved_4k, (unsigned long long)st->remaps_2m,
+	       (unsigned long long)st->steps, st->pause_max_ns / 1e3, st->pause_p99_ns / 1e3,
+	       st->pause_total_ns / 1e9);
+	printf("  time in: guest copies %.3f s, 4 KiB remaps %.3f s (%.2f us each), 2 MiB remaps %.3f s "
+	       "(%.0f us each), the rest %.3f s\n", st->copy_ns / 1e9, st->remap_4k_ns / 1e9,
+	       st->pages_moved_4k ? st->remap_4k_ns / 1e3 / st->pages_moved_4k : 0.0, st->remap_2m_ns / 1e9,
+	       st->remaps_2m ? st->remap_2m_ns / 1e3 / st->remaps_2m : 0.0,
+	       (st->wall_ns - st->copy_ns - st->remap_4k_ns - st->remap_2m_ns) / 1e9);
+	printf("  pause histogram (us: steps):");
+	for (int b = 0; b < DEFRAG_PAUSE_HIST; b++)
+		if (st->pause_hist[b])
+			printf(" %llu-%llu: %llu", (unsigned long long)(1ULL << b) / 1000,
+			       (unsigned long long)(2ULL << b) / 1000, (unsigned long long)st->pause_hist[b]);
+	printf("\n");
+	printf("  regions: promoted %u (whole copy %u) + zero-copy %u, failed %u; backed 2M %u -> %u of %u "
+	       "(achievable %u, blocked %u); VMAs %llu -> %llu\n",
+	       st->regions_promoted, st->regions_fast_path, st->regions_zero_copy, st->regions_failed,
+	       before->regions_backed_2m, after->regions_backed_2m, after->nr_regions, st->regions_achievable,
+	       st->regions_blocked, (unsigned long long)before->vmas, (unsigned long long)after->vmas);
+	printf("  vmstat: compact_stall %llu success %llu fail %llu, migrate_scanned %llu free_scanned %llu "
+	       "isolated %llu, pgmigrate %llu, thp_collapse_alloc %llu failed %llu\n",
+	       (unsigned long long)st->delta.compact_stall, (unsigned long long)st->delta.compact_success,
+	       (unsigned long long)st->delta.compact_fail, (unsigned long long)st->delta.compact_migrate_scanned,
+	       (unsigned long long)st->delta.compact_free_scanned, (unsigned long long)st->delta.compact_isolated,
+	       (unsigned long long)st->delta.pgmigrate_success, (unsigned long long)st->delta.thp_collapse_alloc,
+	       (unsigned long long)st->delta.thp_collapse_alloc_failed);
+}
+
+/* One variant on a freshly aged pool. 0, or SKIP when the pool cannot be made. */
+static int run_variant(const struct variant *v, const struct bench_opts *o, struct mm_trace *trace,
+		       struct reference_times ref)
+{
+	struct mm_step_ops ops = { .pause = noop_pause, .resume = noop_resume };
+	struct defrag_request req;
+	struct defrag_stats st;
+	struct mm_stat before, after;
+	struct mm mm;
+	char err[512];
+	int ret;
+
+	ret = mm__create(&mm, &o->cfg, err, sizeof(err));
+	if (ret) {
+		printf("SKIP: mm__create: %s\n", err);
+		return SKIP;
+	}
+	mm__stat(&mm, &before);
+	if (o->no_advice) /* experiment: window remaps without madvise(MADV_HUGEPAGE) */
+		mm.win.hugepage_advice = false;
+	mm.win.populate_remaps = o->populate; /* experiment: MAP_POPULATE on every remap */
+	defrag_request__init(&req);
+	req.mode = v->mode;
+	req.algo = v->algo;
+	req.order = -1;
+	req.flags = v->flags;
+	req.max_pause_ns = o->pause_ns;
+	req.borrow_bytes = v->borrow;
+	mm.trace = trace->file ? trace : NULL;
+	ret = mm__defrag(&mm, &req, &ops, &st);
+	mm.trace = NULL;
+	mm__stat(&mm, &after);
+	ref.memcpy_s = memcpy_reference(&mm, st.pages_copied, false);
+	ref.pool_copy_s = memcpy_reference(&mm, st.pages_copied, true);
+	printf("\n%s: %s%s%s\n", v->name, v->what, ret ? ": FAILED: " : "", ret ? st.error_msg : "");
+	print_run_time(&st, &mm, &after, &ref);
+	print_run_work(&st, &before, &after);
+	fflush(stdout);
+	mm__destroy(&mm);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct mm_trace trace = { 0 };
+	struct reference_times ref = { 0 };
+	int ret;
+
+	ret = parse_args(argc, argv, &o);
+	if (ret >= 0)
+		return ret;
+	ret = check_map_count(&o.cfg);
+	if (ret)
+		return ret;
+
+	o.cfg.borrow_capacity_bytes = o.cfg.guest_bytes;
+	madv_collapse_reference(o.cfg.guest_bytes, &ref.collapse_cold_s, &ref.collapse_warm_s);
 	printf("defrag engine, %llu MiB guest + %llu MiB slack, age %.2f, seed %llu, pause budget %llu us, "
-	       "no-op pause hooks%s\n", (unsigned long long)(cfg.guest_bytes >> 20),
-	       (unsigned long long)(cfg.slack_bytes >> 20), ag.age, (unsigned long long)ag.seed,
-	       (unsigned long long)(pause_ns / 1000), no_advice ? ", no MADV_HUGEPAGE on remaps" : "");
-	if (trace_path) {
+	       "no-op pause hooks%s\n", (unsigned long long)(o.cfg.guest_bytes >> 20),
+	       (unsigned long long)(o.cfg.slack_bytes >> 20), o.cfg.aging.age, (unsigned long long)o.cfg.aging.seed,
+	       (unsigned long long)(o.pause_ns / 1000), o.no_advice ? ", no MADV_HUGEPAGE on remaps" : "");
+	if (o.trace_path) {
 		char terr[256];
 
-		if (mm_trace__open(&trace, trace_path, terr, sizeof(terr))) {
+		if (mm_trace__open(&trace, o.trace_path, terr, sizeof(terr))) {
 			fprintf(stderr, "%s\n", terr);
 			return 2;
 		}
 	}
-	for (size_t i = 0; i < nr_variants; i++) {
-		const struct variant *v = &variants[i];
-		struct mm_step_ops ops = { .pause = noop_pause, .resume = noop_resume };
-		struct defrag_request req;
-		struct defrag_stats st;
-		struct mm_stat before, after;
-		struct mm mm;
-		char err[512];
-		double t_memcpy, t_pool, gib;
-		int ret;
-
-		if (!chosen[i])
+	for (size_t i = 0; i < NR_VARIANTS; i++) {
+		if (!o.chosen[i])
 			continue;
-		ret = mm__create(&mm, &cfg, err, sizeof(err));
-		if (ret) {
-			printf("SKIP: mm__create: %s\n", err);
+		if (run_variant(&variants[i], &o, &trace, ref))
 			return SKIP;
-		}
-		mm__stat(&mm, &before);
-		if (no_advice) /* experiment: window remaps without madvise(MADV_HUGEPAGE) */
-			mm.win.hugepage_advice = false;
-		mm.win.populate_remaps = populate; /* experiment: MAP_POPULATE on every remap */
-		defrag_request__init(&req);
-		req.mode = v->mode;
-		req.algo = v->algo;
-		req.order = -1;
-		req.flags = v->flags;
-		req.max_pause_ns = pause_ns;
-		req.borrow_bytes = v->borrow;
-		mm.trace = trace.file ? &trace : NULL;
-		ret = mm__defrag(&mm, &req, &ops, &st);
-		mm.trace = NULL;
-		mm__stat(&mm, &after);
-		gib = (double)(st.pages_copied << MM_PAGE_SHIFT) / (double)(1ULL << 30);
-		t_memcpy = memcpy_reference(&mm, st.pages_copied, false);
-		t_pool = memcpy_reference(&mm, st.pages_copied, true);
-		printf("\n%s: %s%s%s\n", v->name, v->what, ret ? ": FAILED: " : "", ret ? st.error_msg : "");
-		printf("  wall %.3f s (plan %.1f ms), %.3f GiB copied = %.2f GiB/s; memcpy of the same %.3f s "
-		       "(%.2f GiB/s), pool copy (%s) %.3f s\n",
-		       st.wall_ns / 1e9, st.plan_ns / 1e6, gib, gib / (st.wall_ns / 1e9), t_memcpy,
-		       t_memcpy > 0 ? gib / t_memcpy : 0, mm.pool.copy_impl, t_pool);
-		printf("  defrag / warm MADV_COLLAPSE %.2f (cold %.2f); borrowed peak %llu MiB (limit %llu MiB), "
-		       "given back %llu MiB, pool RSS after %llu MiB = guest + slack %+lld MiB; promote path %s%s%s\n",
-		       collapse_warm > 0 ? st.wall_ns / 1e9 / collapse_warm : 0.0,
-		       collapse_cold > 0 ? st.wall_ns / 1e9 / collapse_cold : 0.0,
-		       (unsigned long long)(st.borrowed_peak_bytes >> 20), (unsigned long long)(st.borrow_limit_bytes >> 20),
-		       (unsigned long long)(st.given_back_bytes >> 20), (unsigned long long)(st.pool_rss_after_bytes >> 20),
-		       (long long)(st.pool_rss_after_bytes >> 20) - (long long)((after.guest_bytes + after.slack_bytes) >> 20),
-		       st.promote_path ? st.promote_path : "?", st.borrow_note[0] ? "; " : "", st.borrow_note);
-		printf("  borrowing %.3f s, giving back %.3f s (outside pauses but for ballast moves)\n",
-		       st.borrow_ns / 1e9, st.give_back_ns / 1e9);
-		printf("  copies %llu (guest %llu, of which whole-region %llu, temporary %llu; ballast %llu); "
-		       "%llu guest pages moved\n",
-		       (unsigned long long)st.pages_copied, (unsigned long long)st.copies_guest,
-		       (unsigned long long)st.copies_bulk, (unsigned long long)st.copies_temp,
-		       (unsigned long long)st.copies_ballast, (unsigned long long)st.guest_pages_moved);
-		printf("  copies per promoted page %.3f, per moved guest page %.3f\n",
-		       st.copies_per_promoted_page, st.copies_per_moved_page);
-		printf("  4 KiB remaps %llu, 2 MiB remaps %llu, steps %llu, pause max %.0f us, p99 %.0f us, "
-		       "total %.3f s\n",
-		       (unsigned long long)st.pages_moved_4k, (unsigned long long)st.remaps_2m,
-		       (unsigned long long)st.steps, st.pause_max_ns / 1e3, st.pause_p99_ns / 1e3,
-		       st.pause_total_ns / 1e9);
-		printf("  time in: guest copies %.3f s, 4 KiB remaps %.3f s (%.2f us each), 2 MiB remaps %.3f s "
-		       "(%.0f us each), the rest %.3f s\n", st.copy_ns / 1e9, st.remap_4k_ns / 1e9,
-		       st.pages_moved_4k ? st.remap_4k_ns / 1e3 / st.pages_moved_4k : 0.0, st.remap_2m_ns / 1e9,
-		       st.remaps_2m ? st.remap_2m_ns / 1e3 / st.remaps_2m : 0.0,
-		       (st.wall_ns - st.copy_ns - st.remap_4k_ns - st.remap_2m_ns) / 1e9);
-		printf("  pause histogram (us: steps):");
-		for (int b = 0; b < DEFRAG_PAUSE_HIST; b++)
-			if (st.pause_hist[b])
-				printf(" %llu-%llu: %llu", (unsigned long long)(1ULL << b) / 1000,
-				       (unsigned long long)(2ULL << b) / 1000, (unsigned long long)st.pause_hist[b]);
-		printf("\n");
-		printf("  regions: promoted %u (whole copy %u) + zero-copy %u, failed %u; backed 2M %u -> %u of %u "
-		       "(achievable %u, blocked %u); VMAs %llu -> %llu\n",
-		       st.regions_promoted, st.regions_fast_path, st.regions_zero_copy, st.regions_failed,
-		       before.regions_backed_2m, after.regions_backed_2m, after.nr_regions, st.regions_achievable,
-		       st.regions_blocked, (unsigned long long)before.vmas, (unsigned long long)after.vmas);
-		printf("  vmstat: compact_stall %llu success %llu fail %llu, migrate_scanned %llu free_scanned %llu "
-		       "isolated %llu, pgmigrate %llu, thp_collapse_alloc %llu failed %llu\n",
-		       (unsigned long long)st.delta.compact_stall, (unsigned long long)st.delta.compact_success,
-		       (unsigned long long)st.delta.compact_fail, (unsigned long long)st.delta.compact_migrate_scanned,
-		       (unsigned long long)st.delta.compact_free_scanned, (unsigned long long)st.delta.compact_isolated,
-		       (unsigned long long)st.delta.pgmigrate_success, (unsigned long long)st.delta.thp_collapse_alloc,
-		       (unsigned long long)st.delta.thp_collapse_alloc_failed);
-		fflush(stdout);
-		mm__destroy(&mm);
 	}
 	return mm_trace__close(&trace) ? 1 : 0;
 }

@@ -355,110 +355,136 @@ static void run_case(uint64_t seed, uint32_t n, uint32_t nr_ops, struct stats *s
 	model__free(m);
 }
 
-/* Exact scenarios whose outcome is known by hand. */
-static void test_fixed(void)
+/* 3000 frames = 2*1024 + 512 + 256 + 128 + 32 + 16 + 8 */
+static void fixed_init_3000(struct buddy *b)
 {
-	struct buddy b;
 	uint64_t counts[MIGRATE_TYPES];
+
+	CHECK_EQ(buddy__init(b, 3000), 0);
+	CHECK_EQ(b->area[10].nr_free, 2);
+	CHECK_EQ(b->area[9].nr_free, 1);
+	CHECK_EQ(b->area[8].nr_free, 1);
+	CHECK_EQ(b->area[7].nr_free, 1);
+	CHECK_EQ(b->area[6].nr_free, 0);
+	CHECK_EQ(b->area[5].nr_free, 1);
+	CHECK_EQ(b->area[4].nr_free, 1);
+	CHECK_EQ(b->area[3].nr_free, 1);
+	CHECK_EQ(b->nr_pageblocks, 6);
+	buddy__pageblock_counts(b, counts);
+	CHECK_EQ(counts[MIGRATE_MOVABLE], 6);
+}
+
+static void fixed_alloc_and_steal(struct buddy *b)
+{
 	frame_t f, g, h;
 	unsigned o;
 
-	tu_case = "fixed";
-	tu_seed = 0;
-	/* 3000 frames = 2*1024 + 512 + 256 + 128 + 32 + 16 + 8 */
-	CHECK_EQ(buddy__init(&b, 3000), 0);
-	CHECK_EQ(b.area[10].nr_free, 2);
-	CHECK_EQ(b.area[9].nr_free, 1);
-	CHECK_EQ(b.area[8].nr_free, 1);
-	CHECK_EQ(b.area[7].nr_free, 1);
-	CHECK_EQ(b.area[6].nr_free, 0);
-	CHECK_EQ(b.area[5].nr_free, 1);
-	CHECK_EQ(b.area[4].nr_free, 1);
-	CHECK_EQ(b.area[3].nr_free, 1);
-	CHECK_EQ(b.nr_pageblocks, 6);
-	buddy__pageblock_counts(&b, counts);
-	CHECK_EQ(counts[MIGRATE_MOVABLE], 6);
-
 	/* Smallest first: order 3 comes from the order-3 block at 2992. */
-	f = buddy__alloc(&b, 3, MIGRATE_MOVABLE);
+	f = buddy__alloc(b, 3, MIGRATE_MOVABLE);
 	CHECK_EQ(f, 2992);
 	/* Next order 3 splits the order-4 block at 2976. */
-	f = buddy__alloc(&b, 3, MIGRATE_MOVABLE);
+	f = buddy__alloc(b, 3, MIGRATE_MOVABLE);
 	CHECK_EQ(f, 2976);
-	CHECK_EQ(b.area[3].nr_free, 1);
-	CHECK(buddy__free_block_of(&b, 2984, &h, &o) && h == 2984 && o == 3);
-	buddy__free(&b, 2976, 3);
-	CHECK(buddy__free_block_of(&b, 2980, &h, &o) && h == 2976 && o == 4);
+	CHECK_EQ(b->area[3].nr_free, 1);
+	CHECK(buddy__free_block_of(b, 2984, &h, &o) && h == 2984 && o == 3);
+	buddy__free(b, 2976, 3);
+	CHECK(buddy__free_block_of(b, 2980, &h, &o) && h == 2976 && o == 4);
 
 	/* Unmovable falls back on the largest movable block (order 10 at 0), steals both pageblocks. */
-	f = buddy__alloc(&b, 0, MIGRATE_UNMOVABLE);
+	f = buddy__alloc(b, 0, MIGRATE_UNMOVABLE);
 	CHECK_EQ(f, 0);
-	CHECK_EQ(buddy__pageblock_mt(&b, 0), MIGRATE_UNMOVABLE);
-	CHECK_EQ(buddy__pageblock_mt(&b, 512), MIGRATE_UNMOVABLE);
-	CHECK_EQ(buddy__pageblock_mt(&b, 1024), MIGRATE_MOVABLE);
+	CHECK_EQ(buddy__pageblock_mt(b, 0), MIGRATE_UNMOVABLE);
+	CHECK_EQ(buddy__pageblock_mt(b, 512), MIGRATE_UNMOVABLE);
+	CHECK_EQ(buddy__pageblock_mt(b, 1024), MIGRATE_MOVABLE);
 	/* The rest of that block is on the unmovable lists now. */
-	CHECK_EQ(b.area[9].nr_free_mt[MIGRATE_UNMOVABLE], 1);
-	g = buddy__alloc(&b, 0, MIGRATE_UNMOVABLE);
+	CHECK_EQ(b->area[9].nr_free_mt[MIGRATE_UNMOVABLE], 1);
+	g = buddy__alloc(b, 0, MIGRATE_UNMOVABLE);
 	CHECK_EQ(g, 1);
-	buddy__free(&b, f, 0);
-	buddy__free(&b, g, 0);
-	CHECK_EQ(b.area[10].nr_free_mt[MIGRATE_UNMOVABLE], 1);
+	buddy__free(b, f, 0);
+	buddy__free(b, g, 0);
+	CHECK_EQ(b->area[10].nr_free_mt[MIGRATE_UNMOVABLE], 1);
+}
+
+static void fixed_take(struct buddy *b)
+{
+	frame_t h;
+	unsigned o;
 
 	/* take: split the order-10 block at 1024 around frame 1500. */
-	CHECK_EQ(buddy__take(&b, 1500), 0);
-	CHECK(!buddy__frame_is_free(&b, 1500));
-	CHECK_EQ(buddy__take(&b, 1500), -ENOENT);
-	CHECK(buddy__free_block_of(&b, 1501, &h, &o) && h == 1501 && o == 0);
-	CHECK(buddy__free_block_of(&b, 1024, &h, &o) && h == 1024 && o == 8);
-	CHECK(buddy__free_block_of(&b, 1536, &h, &o) && h == 1536 && o == 9);
-	buddy__free(&b, 1500, 0);
-	CHECK(buddy__free_block_of(&b, 1500, &h, &o) && h == 1024 && o == 10);
+	CHECK_EQ(buddy__take(b, 1500), 0);
+	CHECK(!buddy__frame_is_free(b, 1500));
+	CHECK_EQ(buddy__take(b, 1500), -ENOENT);
+	CHECK(buddy__free_block_of(b, 1501, &h, &o) && h == 1501 && o == 0);
+	CHECK(buddy__free_block_of(b, 1024, &h, &o) && h == 1024 && o == 8);
+	CHECK(buddy__free_block_of(b, 1536, &h, &o) && h == 1536 && o == 9);
+	buddy__free(b, 1500, 0);
+	CHECK(buddy__free_block_of(b, 1500, &h, &o) && h == 1024 && o == 10);
 
 	/* Moving a pageblock's type moves its free blocks between lists. */
-	buddy__set_pageblock_mt(&b, 2048, MIGRATE_RECLAIMABLE);
-	CHECK_EQ(b.area[9].nr_free_mt[MIGRATE_RECLAIMABLE], 1);
-	/* Small fallback (order 3 < 4) from reclaimable does not steal. */
-	{
-		struct buddy c;
-		char why[128];
+	buddy__set_pageblock_mt(b, 2048, MIGRATE_RECLAIMABLE);
+	CHECK_EQ(b->area[9].nr_free_mt[MIGRATE_RECLAIMABLE], 1);
+}
 
-		CHECK_EQ(buddy__init(&c, 8), 0);
-		CHECK_EQ(c.area[3].nr_free_mt[MIGRATE_MOVABLE], 1);
-		f = buddy__alloc(&c, 0, MIGRATE_UNMOVABLE);
-		CHECK_EQ(f, 0);
-		CHECK_EQ(buddy__pageblock_mt(&c, 0), MIGRATE_MOVABLE);
-		CHECK_EQ(c.area[2].nr_free_mt[MIGRATE_MOVABLE], 1);
-		CHECK(buddy__check(&c, why, sizeof(why)) == 0);
-		CHECK_EQ(buddy__alloc(&c, 3, MIGRATE_MOVABLE), FRAME_NONE);
-		CHECK_EQ(buddy__take_block(&c, 4, 2), 0);
-		CHECK_EQ(buddy__take_block(&c, 4, 2), -ENOENT);
-		CHECK_EQ(buddy__take_block(&c, 8, 0), -ENOENT);
-		CHECK_EQ(buddy__alloc(&c, 0, MIGRATE_MOVABLE), 1);
-		CHECK_EQ(buddy__alloc(&c, 1, MIGRATE_MOVABLE), 2);
-		CHECK_EQ(buddy__alloc(&c, 0, MIGRATE_MOVABLE), FRAME_NONE);
-		CHECK_EQ(c.nr_free_frames, 0);
-		buddy__exit(&c);
-	}
+/* Small fallback (order 3 < 4) from reclaimable does not steal. */
+static void fixed_small_fallback(void)
+{
+	struct buddy c;
+	char why[128];
+	frame_t f;
+
+	CHECK_EQ(buddy__init(&c, 8), 0);
+	CHECK_EQ(c.area[3].nr_free_mt[MIGRATE_MOVABLE], 1);
+	f = buddy__alloc(&c, 0, MIGRATE_UNMOVABLE);
+	CHECK_EQ(f, 0);
+	CHECK_EQ(buddy__pageblock_mt(&c, 0), MIGRATE_MOVABLE);
+	CHECK_EQ(c.area[2].nr_free_mt[MIGRATE_MOVABLE], 1);
+	CHECK(buddy__check(&c, why, sizeof(why)) == 0);
+	CHECK_EQ(buddy__alloc(&c, 3, MIGRATE_MOVABLE), FRAME_NONE);
+	CHECK_EQ(buddy__take_block(&c, 4, 2), 0);
+	CHECK_EQ(buddy__take_block(&c, 4, 2), -ENOENT);
+	CHECK_EQ(buddy__take_block(&c, 8, 0), -ENOENT);
+	CHECK_EQ(buddy__alloc(&c, 0, MIGRATE_MOVABLE), 1);
+	CHECK_EQ(buddy__alloc(&c, 1, MIGRATE_MOVABLE), 2);
+	CHECK_EQ(buddy__alloc(&c, 0, MIGRATE_MOVABLE), FRAME_NONE);
+	CHECK_EQ(c.nr_free_frames, 0);
+	buddy__exit(&c);
+}
+
+/* buddy__check catches a corrupted state; bad sizes and the metadata estimate. */
+static void fixed_check_and_limits(void)
+{
+	struct buddy b;
+	char why[128];
+
+	CHECK_EQ(buddy__init(&b, 1024), 0);
+	CHECK(buddy__alloc(&b, 0, MIGRATE_MOVABLE) == 0);
+	b.frame_order[1] = 0; /* free head of order 0 forgotten */
+	CHECK(buddy__check(&b, why, sizeof(why)) < 0);
+	buddy__exit(&b);
+	CHECK_EQ(buddy__init(&b, 1024), 0);
+	b.area[10].nr_free_mt[MIGRATE_MOVABLE]++;
+	CHECK(buddy__check(&b, why, sizeof(why)) < 0);
 	buddy__exit(&b);
 
-	/* buddy__check catches a corrupted state. */
-	{
-		char why[128];
-
-		CHECK_EQ(buddy__init(&b, 1024), 0);
-		CHECK(buddy__alloc(&b, 0, MIGRATE_MOVABLE) == 0);
-		b.frame_order[1] = 0; /* free head of order 0 forgotten */
-		CHECK(buddy__check(&b, why, sizeof(why)) < 0);
-		buddy__exit(&b);
-		CHECK_EQ(buddy__init(&b, 1024), 0);
-		b.area[10].nr_free_mt[MIGRATE_MOVABLE]++;
-		CHECK(buddy__check(&b, why, sizeof(why)) < 0);
-		buddy__exit(&b);
-	}
 	CHECK(buddy__init(&b, 0) == -EINVAL);
 	/* About 9 bytes per frame. */
 	CHECK(buddy__metadata_bytes(1U << 20) < 10U * (1U << 20));
 	CHECK(buddy__metadata_bytes(1U << 20) >= 9U * (1U << 20));
+}
+
+/* Exact scenarios whose outcome is known by hand. */
+static void test_fixed(void)
+{
+	struct buddy b;
+
+	tu_case = "fixed";
+	tu_seed = 0;
+	fixed_init_3000(&b);
+	fixed_alloc_and_steal(&b);
+	fixed_take(&b);
+	fixed_small_fallback();
+	buddy__exit(&b);
+	fixed_check_and_limits();
 }
 
 int main(int argc, char **argv)

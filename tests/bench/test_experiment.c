@@ -8,6 +8,18 @@
 #include "../check.h"
 #include "vmm/bench/experiment.h"
 
+static long map_count__read(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	long v = 0;
+
+	if (f && fscanf(f, "%ld", &v) != 1)
+		v = 0;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static char tmpdir[] = "/tmp/vmc-exp-test-XXXXXX";
 
 static const char *write_file(const char *name, const char *text)
@@ -146,7 +158,10 @@ static void test_list(const char *exe, const char *spec_dir)
 	}
 	st = pclose(p);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	CHECKF(mm_runs >= 12 + 30 + 1, "%u mm runs listed", mm_runs);
+	/* Rows whose aged layout needs more mappings than vm.max_map_count allows are listed
+	 * as skipped, not as runs: the default limit leaves the small sizes only. */
+	CHECKF(mm_runs >= (map_count__read() >= 1000000 ? 12 + 30 + 1 : 12), "%u mm runs listed (vm.max_map_count %ld)",
+	       mm_runs, map_count__read());
 	CHECK_EQ(lines, mm_runs);
 	snprintf(cmd, sizeof(cmd), "'%s' experiment --spec '%s/bad.spec' --out '%s/o' 2>/dev/null", exe, tmpdir, tmpdir);
 	write_file("bad.spec", "backings = floppy\n");

@@ -108,7 +108,8 @@ static int collapse__plan(struct collapse_run *cr, char *err, size_t errlen)
 			cr->todo[cr->nr_todo++].present = (uint16_t)present;
 		}
 	}
-	qsort(cr->todo, cr->nr_todo, sizeof(*cr->todo), region__cmp);
+	if (cr->nr_todo)   /* qsort's array may not be NULL, even empty */
+		qsort(cr->todo, cr->nr_todo, sizeof(*cr->todo), region__cmp);
 	cr->res->pfns_visible = cr->scan.pfns_visible;
 	cr->cap_calls = 2 * cr->nr_todo + 1;   /* a chunk call and a retry per region at most */
 	cr->call_ms = calloc(cr->cap_calls, sizeof(*cr->call_ms));

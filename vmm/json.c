@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -162,4 +163,60 @@ int json_stream__next(struct json_stream *s, int timeout_ms, struct json_object 
 			return n < 0 && errno != ECONNRESET ? -errno : -ECONNRESET;
 		s->len = (size_t)n;
 	}
+}
+
+/* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
+static bool json__utf8_valid(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t need;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, cp = c & 0x07;
+		else
+			return false;
+		for (size_t k = 1; k <= need; k++) {
+			if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+/*
+ * json-c's own check lets overlong forms and surrogates through; whatever a server echoes back
+ * (ids, names, values in errors) must be strictly valid, so every string and key is checked.
+ */
+bool json__strings_utf8_valid(struct json_object *o)
+{
+	if (json_object_is_type(o, json_type_string))
+		return json__utf8_valid((const unsigned char *)json_object_get_string(o),
+				   (size_t)json_object_get_string_len(o));
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (!json__strings_utf8_valid(json_object_array_get_idx(o, i)))
+				return false;
+		return true;
+	}
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+			if (!json__utf8_valid((const unsigned char *)key, strlen(key)) || !json__strings_utf8_valid(val))
+				return false;
+	}
+	return true;
 }

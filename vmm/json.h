@@ -2,6 +2,7 @@
 #ifndef VMC_VMM_JSON_H
 #define VMC_VMM_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,9 @@ void json__add_str(struct json_object *o, const char *key, const char *v);
 struct json_object *json__fixed(double v, int decimals);
 /* The object as one compact line ending in '\n' (malloc'd; *len without the NUL). NULL: no memory. */
 char *json__line(struct json_object *o, size_t *len);
+
+/* Every string and key in o is well-formed UTF-8 (no overlong forms, surrogates, > U+10FFFF). */
+bool json__strings_utf8_valid(struct json_object *o);
 
 /* --- reading: object keys and array indices separated by dots ("vcpus.1.updates") --- */
 /* NULL if any step is missing. */

@@ -525,79 +525,67 @@ static int defrag__wait(struct qmp_client *c, uint64_t id)
 	return r;
 }
 
-int cmd_defrag(int argc, char **argv)
+static const struct option defrag_opts[] = {
+	{ "mode", required_argument, NULL, 'm' },
+	{ "algo", required_argument, NULL, 'a' },
+	{ "order", required_argument, NULL, 'o' },
+	{ "max-pause-us", required_argument, NULL, 'p' },
+	{ "max-mbps", required_argument, NULL, 'r' },
+	{ "max-regions", required_argument, NULL, 'n' },
+	{ "wait", no_argument, NULL, 'w' },
+	{ "cancel", no_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 }
+};
+
+/* One request argument from the command line into args: 0, or -EINVAL for a bad value. */
+static int defrag__arg(struct json_object *args, int opt, const char *val)
 {
-	static const struct option opts[] = {
-		{ "mode", required_argument, NULL, 'm' },
-		{ "algo", required_argument, NULL, 'a' },
-		{ "order", required_argument, NULL, 'o' },
-		{ "max-pause-us", required_argument, NULL, 'p' },
-		{ "max-mbps", required_argument, NULL, 'r' },
-		{ "max-regions", required_argument, NULL, 'n' },
-		{ "wait", no_argument, NULL, 'w' },
-		{ "cancel", no_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	struct json_object *args = json_object_new_object(), *ret = NULL;
-	bool wait = false, cancel = false;
-	struct qmp_client c;
 	long long v;
-	uint64_t id;
-	int opt, r;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "m:a:o:p:r:n:wch", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'm':
-			if (strcmp(optarg, "compact") && strcmp(optarg, "collapse") &&
-			    strcmp(optarg, "full"))
-				goto bad;
-			json_object_object_add(args, "mode", json_object_new_string(optarg));
-			break;
-		case 'a':
-			if (strcmp(optarg, "planned") && strcmp(optarg, "linux"))
-				goto bad;
-			json_object_object_add(args, "algo", json_object_new_string(optarg));
-			break;
-		case 'o':
-			if (!parse_int(optarg, 0, MM_MAX_ORDER - 1, &v))
-				goto bad;
-			json_object_object_add(args, "order", json_object_new_int64(v));
-			break;
-		case 'p':
-			if (!parse_int(optarg, DEFRAGD_PAUSE_US_MIN, DEFRAGD_PAUSE_US_MAX, &v))
-				goto bad;
-			json_object_object_add(args, "max-pause-us", json_object_new_int64(v));
-			break;
-		case 'r':
-			if (!parse_int(optarg, 0, DEFRAGD_MBPS_MAX, &v))
-				goto bad;
-			json_object_object_add(args, "max-mbps", json_object_new_int64(v));
-			break;
-		case 'n':
-			if (!parse_int(optarg, 0, UINT32_MAX, &v))
-				goto bad;
-			json_object_object_add(args, "max-regions", json_object_new_int64(v));
-			break;
-		case 'w':
-			wait = true;
-			break;
-		case 'c':
-			cancel = true;
-			break;
-		case 'h':
-			json_object_put(args);
-			defrag__usage(stdout);
-			return CLI_OK;
-		default:
-			goto usage;
-		}
+	switch (opt) {
+	case 'm':
+		if (defrag_mode__parse(val) < 0)
+			return -EINVAL;
+		json_object_object_add(args, "mode", json_object_new_string(val));
+		return 0;
+	case 'a':
+		if (defrag_algo__parse(val) < 0)
+			return -EINVAL;
+		json_object_object_add(args, "algo", json_object_new_string(val));
+		return 0;
+	case 'o':
+		if (!parse_int(val, 0, MM_MAX_ORDER - 1, &v))
+			return -EINVAL;
+		json_object_object_add(args, "order", json_object_new_int64(v));
+		return 0;
+	case 'p':
+		if (!parse_int(val, DEFRAGD_PAUSE_US_MIN, DEFRAGD_PAUSE_US_MAX, &v))
+			return -EINVAL;
+		json_object_object_add(args, "max-pause-us", json_object_new_int64(v));
+		return 0;
+	case 'r':
+		if (!parse_int(val, 0, DEFRAGD_MBPS_MAX, &v))
+			return -EINVAL;
+		json_object_object_add(args, "max-mbps", json_object_new_int64(v));
+		return 0;
+	case 'n':
+		if (!parse_int(val, 0, UINT32_MAX, &v))
+			return -EINVAL;
+		json_object_object_add(args, "max-regions", json_object_new_int64(v));
+		return 0;
 	}
-	if (optind != argc - 1 || (cancel && (wait || json_object_object_length(args))))
-		goto usage;
+	return -EINVAL;
+}
 
-	r = cli__connect(&c, "defrag", argv[optind], 0);
+/* Start a defrag job (args consumed), or cancel the running one; --wait follows it to the end. */
+static int defrag__submit(const char *vm, struct json_object *args, bool wait, bool cancel)
+{
+	struct json_object *ret = NULL;
+	struct qmp_client c;
+	uint64_t id;
+	int r = cli__connect(&c, "defrag", vm, 0);
+
 	if (r < 0) {
 		json_object_put(args);
 		return cli__exit_code(r);
@@ -618,17 +606,44 @@ int cmd_defrag(int argc, char **argv)
 	}
 	id = json_path_u64(ret, "job-id");
 	json_object_put(ret);
-	printf("defrag job %llu started on VM %s\n", (unsigned long long)id, argv[optind]);
+	printf("defrag job %llu started on VM %s\n", (unsigned long long)id, vm);
 	fflush(stdout);
 	if (wait)
 		r = defrag__wait(&c, id);
 	qmp_client__close(&c);
 	return r;
+}
 
-bad:
-	for (v = 0; opts[v].name && opts[v].val != opt; v++)
-		;
-	fprintf(stderr, "vmcompact defrag: invalid value '%s' for --%s\n", optarg, opts[v].name);
+int cmd_defrag(int argc, char **argv)
+{
+	struct json_object *args = json_object_new_object();
+	bool wait = false, cancel = false;
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "m:a:o:p:r:n:wch", defrag_opts, NULL)) != -1) {
+		if (opt == 'w') {
+			wait = true;
+		} else if (opt == 'c') {
+			cancel = true;
+		} else if (opt == 'h') {
+			json_object_put(args);
+			defrag__usage(stdout);
+			return CLI_OK;
+		} else if (opt == '?' || opt == ':') {
+			goto usage;
+		} else if (defrag__arg(args, opt, optarg)) {
+			size_t i;
+
+			for (i = 0; defrag_opts[i].name && defrag_opts[i].val != opt; i++)
+				;
+			fprintf(stderr, "vmcompact defrag: invalid value '%s' for --%s\n", optarg, defrag_opts[i].name);
+			goto usage;
+		}
+	}
+	if (optind != argc - 1 || (cancel && (wait || json_object_object_length(args))))
+		goto usage;
+	return defrag__submit(argv[optind], args, wait, cancel);
 usage:
 	json_object_put(args);
 	defrag__usage(stderr);

@@ -38,4 +38,9 @@ int control__init_detached(struct control_server *s, struct vmm_host *host, cons
 void control__fini_detached(struct control_server *s);
 char *control__feed(struct control_server *s, const void *in, size_t n, size_t chunk, size_t *outlen);
 
+/* path.c: the directory of path exists and is private (0700, ours), or is created so. */
+int control__ensure_runtime_dir(const char *path, char *err, size_t errlen);
+/* A socket file at s->path: refuse it if a VM listens there, else remove it (s->note says so). */
+int control__claim_path(struct control_server *s, char *err, size_t errlen);
+
 #endif

@@ -1,4 +1,4 @@
-/* control.c: QMP-style control socket: one poll thread, json-c framing, command table, events. */
+/* server.c: the QMP-style control socket's server: one poll thread, json-c framing, events, connections. */
 
 /*
  * JSON key names, one rule for the whole control plane:
@@ -271,61 +271,7 @@ static void conn__reply_error(struct control_server *s, struct control_conn *c,
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
-static bool utf8__valid(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned char c = p[i];
-		size_t need;
-		uint32_t cp;
 
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07;
-		else
-			return false;
-		for (size_t k = 1; k <= need; k++) {
-			if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
-
-/*
- * json-c's own check lets overlong forms and surrogates through; whatever we echo back
- * (ids, names, values in errors) must be strictly valid, so every string and key is checked.
- */
-static bool request__utf8_valid(struct json_object *o)
-{
-	if (json_object_is_type(o, json_type_string))
-		return utf8__valid((const unsigned char *)json_object_get_string(o),
-				   (size_t)json_object_get_string_len(o));
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			if (!request__utf8_valid(json_object_array_get_idx(o, i)))
-				return false;
-		return true;
-	}
-	if (json_object_is_type(o, json_type_object)) {
-		json_object_object_foreach(o, key, val)
-			if (!utf8__valid((const unsigned char *)key, strlen(key)) || !request__utf8_valid(val))
-				return false;
-	}
-	return true;
-}
 
 static void conn__dispatch(struct control_server *s, struct control_conn *c, struct json_object *req)
 {
@@ -337,7 +283,7 @@ static void conn__dispatch(struct control_server *s, struct control_conn *c, str
 	s->counters.commands++;
 	pthread_mutex_unlock(&s->lock);
 
-	if (!request__utf8_valid(req)) {
+	if (!json__strings_utf8_valid(req)) {
 		cmd_error__set(&e, "GenericError", "JSON parse error: invalid UTF-8 in a string");
 		goto error;   /* and no id: it may be the invalid string */
 	}
@@ -715,100 +661,15 @@ static void *control__thread(void *arg)
 /* ------------------------------------------------------------------ */
 /* start / destroy */
 
-static int runtime_dir__ensure(const char *path, char *err, size_t errlen)
+
+
+/* s->name and s->path from the host's name, the config's name or path, or vm-PID. */
+static int control__choose_path(struct control_server *s, const struct control_config *cfg,
+				char *err, size_t errlen)
 {
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct stat sb;
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0700) == 0)
-		return 0;
-	if (errno != EEXIST) {
-		snprintf(err, errlen, "cannot create runtime directory %s: %s", dir, strerror(errno));
-		return -errno;
-	}
-	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		snprintf(err, errlen, "runtime directory %s is not a directory", dir);
-		return -ENOTDIR;
-	}
-	/* The sockets' names and the VMs behind them are private: 0700, ours (README). */
-	if (sb.st_uid != geteuid() || (sb.st_mode & 077)) {
-		snprintf(err, errlen, "runtime directory %s has mode %04o and owner uid %u; it must be "
-			 "private (mode 0700, owner uid %u): chmod 700 it, or point $%s elsewhere", dir,
-			 (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid, (unsigned)geteuid(),
-			 CONTROL_RUNTIME_DIR_ENV);
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* A socket file exists at path: is a VM listening on it? */
-static int control__claim_path(struct control_server *s, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat sb;
-	int fd, r;
-
-	if (lstat(s->path, &sb) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(sb.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; not replacing it", s->path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -errno;
-	}
-	memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	r = r < 0 ? -errno : 0;
-	close(fd);
-	if (r == 0 || r == -EAGAIN) {
-		snprintf(err, errlen, "a VM named %s is already running (socket %s)", s->name, s->path);
-		return -EADDRINUSE;
-	}
-	if (r != -ECONNREFUSED && r != -ENOENT) {
-		snprintf(err, errlen, "cannot check existing socket %s: %s", s->path, strerror(-r));
-		return r;
-	}
-	if (unlink(s->path) < 0 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove stale socket %s: %s", s->path, strerror(errno));
-		return -errno;
-	}
-	snprintf(s->note, sizeof(s->note), "replaced stale socket %s (nobody was listening)", s->path);
-	return 0;
-}
-
-int control__start(struct control_server *s, struct vmm_host *host,
-		   const struct control_config *cfg, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct defrag_job_hooks hooks = {
-		.on_progress = control__job_progress,
-		.on_finish = control__job_finish,
-		.ctx = s,
-	};
-	const char *name;
-	struct stat sb;
+	const char *name = s->host->name ? s->host->name : cfg->name;
 	int r;
 
-	memset(s, 0, sizeof(*s));
-	s->listen_fd = s->wake_fd = -1;
-	s->host = host;
-	s->cfg = *cfg;
-	s->start_ns = util__now_ns();
-
-	if (!host || !host->mm || !host->defrag_started) {
-		snprintf(err, errlen, "control: no guest memory or defrag runner to control");
-		return -EINVAL;
-	}
-	name = host->name ? host->name : cfg->name;
 	if (name && (r = control__check_name(name, err, errlen)) < 0 && (!cfg->path || r == -ENAMETOOLONG))
 		return r;   /* never cut a name: two long names would share a socket */
 	if (name)
@@ -822,23 +683,23 @@ int control__start(struct control_server *s, struct vmm_host *host,
 			return -ENAMETOOLONG;
 		}
 		memcpy(s->path, cfg->path, strlen(cfg->path) + 1);
-	} else {
-		r = control__socket_path(s->name, s->path, sizeof(s->path), err, errlen);
-		if (r < 0)
-			return r;
-		r = runtime_dir__ensure(s->path, err, errlen);
-		if (r < 0)
-			return r;
+		return 0;
 	}
-	r = control__claim_path(s, err, errlen);
-	if (r < 0)
-		return r;
+	r = control__socket_path(s->name, s->path, sizeof(s->path), err, errlen);
+	return r < 0 ? r : control__ensure_runtime_dir(s->path, err, errlen);
+}
+
+/* Bind s->path (0600) and listen; remember which file it is, to unlink only ours. */
+static int control__listen(struct control_server *s, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
+	int r;
 
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0) {
-		r = -errno;
 		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return r;
+		return -errno;
 	}
 	memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
 	if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -849,11 +710,47 @@ int control__start(struct control_server *s, struct vmm_host *host,
 	if (chmod(s->path, 0600) < 0 || listen(s->listen_fd, 16) < 0 || stat(s->path, &sb) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot set up %s: %s", s->path, strerror(errno));
-		goto err_unlink;
+		unlink(s->path);
+		goto err_close;
 	}
 	s->sock_dev = sb.st_dev;
 	s->sock_ino = sb.st_ino;
+	return 0;
 
+err_close:
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	return r;
+}
+
+int control__start(struct control_server *s, struct vmm_host *host,
+		   const struct control_config *cfg, char *err, size_t errlen)
+{
+	struct defrag_job_hooks hooks = {
+		.on_progress = control__job_progress,
+		.on_finish = control__job_finish,
+		.ctx = s,
+	};
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->listen_fd = s->wake_fd = -1;
+	s->host = host;
+	s->cfg = *cfg;
+	s->start_ns = util__now_ns();
+	if (!host || !host->mm || !host->defrag_started) {
+		snprintf(err, errlen, "control: no guest memory or defrag runner to control");
+		return -EINVAL;
+	}
+	r = control__choose_path(s, cfg, err, errlen);
+	if (r < 0)
+		return r;
+	r = control__claim_path(s, err, errlen);
+	if (r < 0)
+		return r;
+	r = control__listen(s, err, errlen);
+	if (r < 0)
+		return r;
 	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->wake_fd < 0) {
 		r = -errno;
@@ -882,7 +779,6 @@ err_wake:
 	s->wake_fd = -1;
 err_unlink:
 	unlink(s->path);
-err_close:
 	close(s->listen_fd);
 	s->listen_fd = -1;
 	return r;

@@ -166,8 +166,10 @@ int json_stream__next(struct json_stream *s, int timeout_ms, struct json_object 
 }
 
 /* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
-static bool json__utf8_valid(const unsigned char *p, size_t n)
+bool json__utf8_valid(const void *s, size_t n)
 {
+	const unsigned char *p = s;
+
 	for (size_t i = 0; i < n;) {
 		unsigned char c = p[i];
 		size_t need;

@@ -7,42 +7,10 @@
 #include <unistd.h>
 
 #include "tests/control/harness.h"
+#include "vmm/json.h"
 
 #define T_MS 10000
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t need;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07;
-		else
-			return false;
-		for (size_t k = 1; k <= need; k++) {
-			if (i + k >= n || (s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
 
 /* One line from fd (without the newline), as raw bytes. */
 static size_t read_line(int fd, char *buf, size_t cap)
@@ -81,7 +49,7 @@ static struct json_object *strict_reply(struct harness *h, const char *req, size
 	CHECK(send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len);
 	n = read_line(fd, line, sizeof(line));
 	close(fd);
-	CHECKF(utf8_valid((const unsigned char *)line, n), "reply is not valid UTF-8: %s", line);
+	CHECKF(json__utf8_valid(line, n), "reply is not valid UTF-8: %s", line);
 	tok = json_tokener_new();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, line, (int)n);

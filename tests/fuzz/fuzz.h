@@ -19,7 +19,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 void fuzz__abort(const char *file, int line, const char *what, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5), noreturn));
 /* s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-bool fuzz__utf8_valid(const uint8_t *s, size_t n);
 /* A NUL-terminated copy of data (malloc'd). */
 char *fuzz__strdup(const uint8_t *data, size_t size);
 /* Send stdout to /dev/null (the code under test prints; libFuzzer reports on stderr). */

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "tests/fuzz/fuzz.h"
+#include "vmm/json.h"
 #include "vmm/control/control.h"
 #include "vmm/control/internal.h"
 
@@ -81,7 +82,7 @@ static void check_output(const char *out, size_t n)
 
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	FUZZ_ASSERT(n && out[n - 1] == '\n', "output does not end a line (%zu bytes)", n);
-	FUZZ_ASSERT(fuzz__utf8_valid((const uint8_t *)out, n), "output is not UTF-8: %.*s", (int)n, out);
+	FUZZ_ASSERT(json__utf8_valid(out, n), "output is not UTF-8: %.*s", (int)n, out);
 	while (off < n) {
 		const char *nl = memchr(out + off, '\n', n - off);
 		size_t len = (size_t)(nl - (out + off));

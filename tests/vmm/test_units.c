@@ -7,6 +7,7 @@
 #include "vmm/loader.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
+#include "vmm/json.h"
 #include "vmm/workload.h"
 #include "tests/check.h"
 
@@ -269,9 +270,28 @@ static void test_pause_stats(void)
 	pthread_mutex_destroy(&vm.lock);
 }
 
+/* The UTF-8 check the control server and its tests rely on, against known vectors. */
+static void test_utf8(void)
+{
+	static const struct { const char *s; bool ok; } v[] = {
+		{ "plain", true }, { "caf\xc3\xa9", true }, { "\xe2\x82\xac", true }, { "\xf0\x9f\x98\x80", true },
+		{ "\xc0\xaf", false },            /* overlong '/' */
+		{ "\xe0\x80\xaf", false },        /* overlong, 3 bytes */
+		{ "\xed\xa0\x80", false },        /* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80", false },    /* past U+10FFFF */
+		{ "\xc3", false },                /* cut short */
+		{ "\x80", false },                /* lone continuation byte */
+		{ "\xfe", false },
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		CHECKF(json__utf8_valid(v[i].s, strlen(v[i].s)) == v[i].ok, "vector %zu", i);
+}
+
 int main(int argc, char **argv)
 {
 	test_gpa_ptr();
+	test_utf8();
 	test_sizes();
 	test_workloads();
 	test_loader(argc > 1 ? argv[1] : NULL);

@@ -117,15 +117,10 @@ static void test_stat(void)
 	printf("ok stat: /proc-style text, --json, by path, usage\n");
 }
 
-static void test_errors(void)
+static void check_no_such_vm(void)
 {
-	struct harness h;
-	struct control_config cfg;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *out, *err, path[PATH_MAX + 32];
-	int rc, fd;
-
-	harness__init(&h, "clierr", NULL);
+	char *out, *err;
+	int rc;
 
 	/* no such VM */
 	rc = RUN(cmd_stat, &out, &err, "stat", "nosuchvm");
@@ -143,6 +138,53 @@ static void test_errors(void)
 	expect_in(err, "invalid VM name", "bad name");
 	free(out);
 	free(err);
+}
+
+/* list shows the live VM (h's) and the stale socket "ghost", sorted. */
+static void check_list_live_and_stale(struct harness *h)
+{
+	char *out, *err;
+	int rc;
+
+	/* list: the live VM and the stale one */
+	rc = RUN(cmd_list, &out, &err, "list");
+	CHECK(rc == CLI_OK);
+	expect_in(out, "NAME", "list header");
+	expect_in(out, "BACKING_2M", "list header");
+	{
+		char line[128];
+
+		snprintf(line, sizeof(line), "%-20s %8d %-10s ", "clierr", (int)getpid(), "running");
+		expect_in(out, line, "list live");
+	}
+	expect_in(out, "64M", "list mem");
+	{
+		struct mm_stat st;
+		char line[128];
+
+		harness__stat(h, &st);
+		snprintf(line, sizeof(line), "  %.1f%% (%llu/%llu)\n", 100.0 * st.backing_2m,
+			 (unsigned long long)st.regions_backed_2m, (unsigned long long)st.nr_regions);
+		expect_in(out, line, "list backing");
+	}
+	expect_in(out, "ghost", "list stale");
+	expect_in(out, " stale ", "list stale status");
+	CHECK(strstr(out, "clierr") < strstr(out, "ghost"));   /* sorted */
+	free(out);
+	free(err);
+}
+
+static void test_errors(void)
+{
+	struct harness h;
+	struct control_config cfg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *out, *err, path[PATH_MAX + 32];
+	int rc, fd;
+
+	harness__init(&h, "clierr", NULL);
+
+	check_no_such_vm();
 
 	/* stale socket */
 	snprintf(path, sizeof(path), "%s/ghost.sock", h.dir);
@@ -161,32 +203,7 @@ static void test_errors(void)
 	free(out);
 	free(err);
 
-	/* list: the live VM and the stale one */
-	rc = RUN(cmd_list, &out, &err, "list");
-	CHECK(rc == CLI_OK);
-	expect_in(out, "NAME", "list header");
-	expect_in(out, "BACKING_2M", "list header");
-	{
-		char line[128];
-
-		snprintf(line, sizeof(line), "%-20s %8d %-10s ", "clierr", (int)getpid(), "running");
-		expect_in(out, line, "list live");
-	}
-	expect_in(out, "64M", "list mem");
-	{
-		struct mm_stat st;
-		char line[128];
-
-		harness__stat(&h, &st);
-		snprintf(line, sizeof(line), "  %.1f%% (%llu/%llu)\n", 100.0 * st.backing_2m,
-			 (unsigned long long)st.regions_backed_2m, (unsigned long long)st.nr_regions);
-		expect_in(out, line, "list backing");
-	}
-	expect_in(out, "ghost", "list stale");
-	expect_in(out, " stale ", "list stale status");
-	CHECK(strstr(out, "clierr") < strstr(out, "ghost"));   /* sorted */
-	free(out);
-	free(err);
+	check_list_live_and_stale(&h);
 	unlink(path);
 
 	/* permission denied: the server only admits uid 4242 */
@@ -229,11 +246,106 @@ static void test_errors(void)
 	printf("ok errors: no VM, bad name, stale socket, permission denied; list\n");
 }
 
+/* The `defrag --wait` summary's figures are the job result's (underscore keys). */
+static void check_summary_matches_result(struct harness *h, const char *out)
+{
+	struct raw r;
+	struct json_object *o;
+	unsigned long long copied = ~0ull, promoted = ~0ull;
+	double ms = -1, total_us = -1;
+	const char *p;
+
+	p = strstr(out, " done in ");
+	CHECK(p && sscanf(p, " done in %lf ms", &ms) == 1);
+	p = strstr(out, "regions promoted ");
+	CHECK(p && sscanf(p, "regions promoted %llu", &promoted) == 1);
+	p = strstr(out, "pages copied ");
+	CHECK(p && sscanf(p, "pages copied %llu", &copied) == 1);
+	p = strstr(out, ", total ");
+	CHECK(p && sscanf(p, ", total %lf us", &total_us) == 1);
+	CHECK(raw__connect(&r, h->srv.path) == 0);
+	json_object_put(raw__read(&r, 10000, NULL));
+	o = raw__cmd(&r, "{\"execute\": \"query-defrag\"}");
+	CHECKF(o && (unsigned long long)jpath_int(o, "return.result.pages_copied") == copied &&
+	       (unsigned long long)jpath_int(o, "return.result.regions_promoted") == promoted,
+	       "%s vs %s", out, o ? json_object_to_json_string(o) : "nothing");
+	CHECK(fabs(json_object_get_double(jpath(o, "return.result.seconds")) * 1e3 - ms) < 0.1);
+	CHECK(fabs(json_object_get_double(jpath(o, "return.result.pause_total_ms")) * 1e3 -
+		   total_us) < 1.0);
+	CHECK(ms > 0);
+	json_object_put(o);
+	raw__close(&r);
+}
+
+static void check_defrag_argument_errors(void)
+{
+	char *out, *err;
+	int rc;
+
+	/* server-side argument errors come back as exit 1 with the server's words */
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--mode", "collapse", "--order", "3");
+	CHECK(rc == CLI_FAILED);
+	expect_in(err, "'order' is only valid", "defrag server error");
+	free(out);
+	free(err);
+	/* client-side validation */
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--mode", "turbo");
+	CHECK(rc == CLI_USAGE);
+	expect_in(err, "invalid value 'turbo' for --mode", "defrag bad mode");
+	free(out);
+	free(err);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--order", "12");
+	CHECK(rc == CLI_USAGE);
+	free(out);
+	free(err);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "--help");
+	CHECK(rc == CLI_OK);
+	expect_in(out, "usage: vmcompact defrag", "defrag --help");
+	free(out);
+	free(err);
+}
+
+/* defrag while a defrag runs (the gate holds the job), then --cancel. */
+static void check_defrag_busy_and_cancel(struct harness *h)
+{
+	struct raw r;
+	struct json_object *o;
+	char *out, *err;
+	int rc;
+
+	h->gate_closed = 1;
+	CHECK(raw__connect(&r, h->srv.path) == 0);
+	o = raw__read(&r, 10000, NULL);
+	json_object_put(o);
+	o = raw__cmd(&r, "{\"execute\": \"defrag\"}");
+	CHECK(o && jhas(o, "return.job-id"));
+	json_object_put(o);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag");
+	CHECK(rc == CLI_FAILED);
+	expect_in(err, "defrag already running", "busy");
+	free(out);
+	free(err);
+	/* --cancel */
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--cancel");
+	CHECK(rc == CLI_OK);
+	expect_in(out, "cancelling defrag job 1", "cancel");
+	free(out);
+	free(err);
+	h->gate_closed = 0;
+	o = raw__wait_event(&r, "DEFRAG_CANCELLED", 1, 30000);
+	CHECK(o);
+	json_object_put(o);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--cancel");
+	CHECK(rc == CLI_FAILED);
+	expect_in(err, "no defrag job is running", "cancel idle");
+	free(out);
+	free(err);
+	raw__close(&r);
+}
+
 static void test_defrag(void)
 {
 	struct harness h;
-	struct raw r;
-	struct json_object *o;
 	struct mm_stat before, after;
 	char *out, *err;
 	int rc;
@@ -260,91 +372,18 @@ static void test_defrag(void)
 			 (unsigned long long)after.nr_regions, 100.0 * after.backing_2m_achievable);
 		expect_in(out, line, "defrag summary numbers");
 	}
-	{
-		/* the summary's figures are the job result's (underscore keys) */
-		unsigned long long copied = ~0ull, promoted = ~0ull;
-		double ms = -1, total_us = -1;
-		const char *p;
-
-		p = strstr(out, " done in ");
-		CHECK(p && sscanf(p, " done in %lf ms", &ms) == 1);
-		p = strstr(out, "regions promoted ");
-		CHECK(p && sscanf(p, "regions promoted %llu", &promoted) == 1);
-		p = strstr(out, "pages copied ");
-		CHECK(p && sscanf(p, "pages copied %llu", &copied) == 1);
-		p = strstr(out, ", total ");
-		CHECK(p && sscanf(p, ", total %lf us", &total_us) == 1);
-		CHECK(raw__connect(&r, h.srv.path) == 0);
-		json_object_put(raw__read(&r, 10000, NULL));
-		o = raw__cmd(&r, "{\"execute\": \"query-defrag\"}");
-		CHECKF(o && (unsigned long long)jpath_int(o, "return.result.pages_copied") == copied &&
-		       (unsigned long long)jpath_int(o, "return.result.regions_promoted") == promoted,
-		       "%s vs %s", out, o ? json_object_to_json_string(o) : "nothing");
-		CHECK(fabs(json_object_get_double(jpath(o, "return.result.seconds")) * 1e3 - ms) < 0.1);
-		CHECK(fabs(json_object_get_double(jpath(o, "return.result.pause_total_ms")) * 1e3 -
-			   total_us) < 1.0);
-		CHECK(ms > 0);
-		json_object_put(o);
-		raw__close(&r);
-	}
+	check_summary_matches_result(&h, out);
 	free(out);
 	free(err);
 	if (harness__thp(&h) && before.regions_achievable > before.regions_backed_2m)
 		CHECK(after.regions_backed_2m > before.regions_backed_2m);
 
-	/* server-side argument errors come back as exit 1 with the server's words */
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--mode", "collapse", "--order", "3");
-	CHECK(rc == CLI_FAILED);
-	expect_in(err, "'order' is only valid", "defrag server error");
-	free(out);
-	free(err);
-	/* client-side validation */
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--mode", "turbo");
-	CHECK(rc == CLI_USAGE);
-	expect_in(err, "invalid value 'turbo' for --mode", "defrag bad mode");
-	free(out);
-	free(err);
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--order", "12");
-	CHECK(rc == CLI_USAGE);
-	free(out);
-	free(err);
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "--help");
-	CHECK(rc == CLI_OK);
-	expect_in(out, "usage: vmcompact defrag", "defrag --help");
-	free(out);
-	free(err);
+	check_defrag_argument_errors();
 
 	/* defrag while a defrag runs: distinct error (a fresh, aged layout; the gate holds the job) */
 	harness__fini(&h);
 	harness__init(&h, "clidefrag", NULL);
-	h.gate_closed = 1;
-	CHECK(raw__connect(&r, h.srv.path) == 0);
-	o = raw__read(&r, 10000, NULL);
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": \"defrag\"}");
-	CHECK(o && jhas(o, "return.job-id"));
-	json_object_put(o);
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag");
-	CHECK(rc == CLI_FAILED);
-	expect_in(err, "defrag already running", "busy");
-	free(out);
-	free(err);
-	/* --cancel */
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--cancel");
-	CHECK(rc == CLI_OK);
-	expect_in(out, "cancelling defrag job 1", "cancel");
-	free(out);
-	free(err);
-	h.gate_closed = 0;
-	o = raw__wait_event(&r, "DEFRAG_CANCELLED", 1, 30000);
-	CHECK(o);
-	json_object_put(o);
-	rc = RUN(cmd_defrag, &out, &err, "defrag", "clidefrag", "--cancel");
-	CHECK(rc == CLI_FAILED);
-	expect_in(err, "no defrag job is running", "cancel idle");
-	free(out);
-	free(err);
-	raw__close(&r);
+	check_defrag_busy_and_cancel(&h);
 
 	harness__fini(&h);
 	printf("ok defrag: --wait summary, errors, busy, --cancel\n");

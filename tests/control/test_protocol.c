@@ -94,24 +94,15 @@ static void test_greeting_and_socket(void)
 	printf("ok greeting, socket modes, optional negotiation, ids echoed\n");
 }
 
-static void test_queries(void)
+static void check_query_commands(struct raw *r)
 {
-	struct harness h;
-	struct raw r;
-	struct json_object *o, *a, *ref;
-	struct kvm_pages kvm = { 0 };
-	char txt[16384];
-	struct mm_stat st;
+	struct json_object *o, *a;
 	const char *expect[] = { "qmp_capabilities", "query-commands", "query-status",
 				 "query-memory", "defrag", "query-defrag", "cancel-defrag",
 				 "set-defrag-policy", "query-defrag-policy", "stop", "snapshot" };
 	unsigned i, j;
 
-	harness__init(&h, "queries", NULL);
-	harness__stat(&h, &st);
-	connect_ok(&r, &h);
-
-	o = expect_return(&r, "{\"execute\": \"query-commands\", \"id\": 1}");
+	o = expect_return(r, "{\"execute\": \"query-commands\", \"id\": 1}");
 	a = jpath(o, "return");
 	CHECK(json_object_array_length(a) == sizeof(expect) / sizeof(expect[0]));
 	for (i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
@@ -122,58 +113,71 @@ static void test_queries(void)
 		CHECKF(found, "command %s not listed", expect[i]);
 	}
 	json_object_put(o);
+}
 
-	o = expect_return(&r, "{\"execute\": \"query-status\", \"id\": 2}");
+static void check_query_status(struct raw *r, struct harness *h, const struct mm_stat *st)
+{
+	struct json_object *o;
+
+	o = expect_return(r, "{\"execute\": \"query-status\", \"id\": 2}");
 	CHECK(!strcmp(jpath_str(o, "return.name"), "queries"));
 	CHECK(jpath_int(o, "return.pid") == getpid());
 	CHECK(!strcmp(jpath_str(o, "return.status"), "running"));
 	CHECK(json_object_get_boolean(jpath(o, "return.running")));
 	CHECK(jpath_int(o, "return.guest_bytes") == 64 << 20);
 	CHECK(jpath_int(o, "return.regions") == 32);
-	CHECK(jpath_int(o, "return.regions_backed_2m") == st.regions_backed_2m);
-	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st.backing_2m) < 1e-4);
+	CHECK(jpath_int(o, "return.regions_backed_2m") == st->regions_backed_2m);
+	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st->backing_2m) < 1e-4);
 	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m_achievable")) -
-		   st.backing_2m_achievable) < 1e-4);
+		   st->backing_2m_achievable) < 1e-4);
 	CHECK(!jhas(o, "return.backing-2m") && jhas(o, "return.uptime-ms"));
 	CHECK(!strcmp(jpath_str(o, "return.defrag"), "idle"));
 	CHECK(!strcmp(jpath_str(o, "return.defragd"), "off"));
 	CHECK(!strcmp(jpath_str(o, "return.workload"), "test"));   /* host add_status hook */
-	CHECK(!strcmp(jpath_str(o, "return.socket"), h.srv.path));
+	CHECK(!strcmp(jpath_str(o, "return.socket"), h->srv.path));
 	json_object_put(o);
+}
 
-	o = expect_return(&r, "{\"execute\": \"query-memory\"}");
+static void check_query_memory(struct raw *r, struct harness *h, const struct mm_stat *st)
+{
+	struct json_object *o, *a, *ref;
+	struct kvm_pages kvm = { 0 };
+	char txt[16384];
+	unsigned i;
+
+	o = expect_return(r, "{\"execute\": \"query-memory\"}");
 	CHECK(jpath_int(o, "return.guest_bytes") == 64 << 20);
 	CHECK(jpath_int(o, "return.pool_bytes") == 96 << 20);
 	CHECK(jpath_int(o, "return.regions.total") == 32);
-	CHECK(jpath_int(o, "return.regions.backed_2m") == st.regions_backed_2m);
-	CHECK(jpath_int(o, "return.regions.achievable") == st.regions_achievable);
-	CHECK(jpath_int(o, "return.regions.in_order") == st.regions_in_order);
+	CHECK(jpath_int(o, "return.regions.backed_2m") == st->regions_backed_2m);
+	CHECK(jpath_int(o, "return.regions.achievable") == st->regions_achievable);
+	CHECK(jpath_int(o, "return.regions.in_order") == st->regions_in_order);
 	CHECK(json_object_array_length(jpath(o, "return.buddyinfo")) == MM_MAX_ORDER);
 	for (i = 0; i < MM_MAX_ORDER; i++) {
 		CHECK((uint64_t)json_object_get_int64(json_object_array_get_idx(
-			jpath(o, "return.buddyinfo"), i)) == st.nr_free[i]);
+			jpath(o, "return.buddyinfo"), i)) == st->nr_free[i]);
 		CHECK(fabs(json_object_get_double(json_object_array_get_idx(
-			jpath(o, "return.extfrag_index"), i)) * 1000 - st.fragindex[i]) < 0.5);
+			jpath(o, "return.extfrag_index"), i)) * 1000 - st->fragindex[i]) < 0.5);
 	}
 	CHECK(json_object_array_length(jpath(o, "return.pagetypeinfo.free.Movable")) == MM_MAX_ORDER);
-	CHECK(jpath_int(o, "return.pagetypeinfo.blocks.Unmovable") == (int64_t)st.pageblocks_mt[MIGRATE_UNMOVABLE]);
+	CHECK(jpath_int(o, "return.pagetypeinfo.blocks.Unmovable") == (int64_t)st->pageblocks_mt[MIGRATE_UNMOVABLE]);
 	CHECK(jpath_int(o, "return.pagetypeinfo.page_block_order") == 9);
 	CHECK(json_object_array_length(jpath(o, "return.unusable_index")) == MM_MAX_ORDER);
-	CHECK(jpath_int(o, "return.fragmentation_score") == st.frag_score);
-	CHECK(jpath_int(o, "return.backing_score") == mm_stat__backing_score(&st));
-	CHECK(jpath_int(o, "return.kvm.pages_2m") == st.regions_backed_2m);
+	CHECK(jpath_int(o, "return.fragmentation_score") == st->frag_score);
+	CHECK(jpath_int(o, "return.backing_score") == mm_stat__backing_score(st));
+	CHECK(jpath_int(o, "return.kvm.pages_2m") == st->regions_backed_2m);
 	CHECK(jpath_int(o, "return.kvm.pages_4k") + 512 * jpath_int(o, "return.kvm.pages_2m") == 16384);
 	CHECK(jhas(o, "return.vmstat.compact_migrate_scanned"));
 	CHECK(jhas(o, "return.vmstat.thp_collapse_alloc"));
 	CHECK(jpath_int(o, "return.frames.guest") == 16384);
-	CHECK(jpath_int(o, "return.vmas") == (int64_t)st.vmas);
+	CHECK(jpath_int(o, "return.vmas") == (int64_t)st->vmas);
 	CHECK(jpath_int(o, "return.metadata_bytes") > 0);
 	CHECK(jhas(o, "return.pool_backing"));
-	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st.backing_2m) < 1e-4);
+	CHECK(fabs(json_object_get_double(jpath(o, "return.backing_2m")) - st->backing_2m) < 1e-4);
 	CHECKF(!hyphen_key(jpath(o, "return")), "query-memory key '%s'", hyphen_key(jpath(o, "return")));
 	/* query-memory is mm_json's picture, the one `run --json` prints */
-	kvm.valid = h.host.kvm_stats(h.host.ctx, &kvm) >= 0;
-	ref = mm_json__stat(&st, &kvm);
+	kvm.valid = h->host.kvm_stats(h->host.ctx, &kvm) >= 0;
+	ref = mm_json__stat(st, &kvm);
 	snprintf(txt, sizeof(txt), "%s", json_object_to_json_string_ext(jpath(o, "return"),
 								   JSON_C_TO_STRING_PLAIN));
 	CHECKF(!strcmp(txt, json_object_to_json_string_ext(ref, JSON_C_TO_STRING_PLAIN)),
@@ -182,11 +186,27 @@ static void test_queries(void)
 	json_object_put(o);
 
 	/* no KVM stats hook: "kvm": null, the rest unchanged */
-	h.host.kvm_stats = NULL;
-	o = expect_return(&r, "{\"execute\": \"query-memory\"}");
+	h->host.kvm_stats = NULL;
+	o = expect_return(r, "{\"execute\": \"query-memory\"}");
 	CHECK(json_object_object_get_ex(jpath(o, "return"), "kvm", &a) && a == NULL);
 	CHECK(jpath_int(o, "return.regions.total") == 32);
 	json_object_put(o);
+}
+
+static void test_queries(void)
+{
+	struct harness h;
+	struct raw r;
+	struct json_object *o;
+	struct mm_stat st;
+
+	harness__init(&h, "queries", NULL);
+	harness__stat(&h, &st);
+	connect_ok(&r, &h);
+
+	check_query_commands(&r);
+	check_query_status(&r, &h, &st);
+	check_query_memory(&r, &h, &st);
 
 	o = expect_return(&r, "{\"execute\": \"query-defrag\"}");
 	CHECK(!strcmp(jpath_str(o, "return.state"), "idle"));
@@ -224,6 +244,61 @@ static void test_queries(void)
 	printf("ok query-commands, query-status, query-memory, policy, cancel without job\n");
 }
 
+static void check_malformed_requests(struct raw *r)
+{
+	struct json_object *o;
+
+	o = raw__cmd(r, "{bad json}");
+	CHECK_ERROR(o, "GenericError", "JSON parse error");
+	json_object_put(o);
+	/* snapshot: a string file, and a host that can write one (this fake one cannot) */
+	o = raw__cmd(r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": 3}}");
+	CHECK_ERROR(o, "GenericError", "expected: non-empty string");
+	json_object_put(o);
+	o = raw__cmd(r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": \"/tmp/x\"}}");
+	CHECK_ERROR(o, "GenericError", "cannot be snapshotted");
+	json_object_put(o);
+	o = expect_return(r, "{\"execute\": \"query-status\", \"id\": 1}");   /* still usable */
+	json_object_put(o);
+	/* garbage followed by a good request on the next line */
+	raw__sendf(r, "}}}} nonsense\n{\"execute\": \"query-defrag\", \"id\": 2}\n");
+	o = raw__reply(r, T_MS);
+	CHECK_ERROR(o, "GenericError", "JSON parse error");
+	json_object_put(o);
+	o = raw__reply(r, T_MS);
+	CHECK(o && jpath_int(o, "id") == 2 && jhas(o, "return.state"));
+	json_object_put(o);
+	/* a NUL byte inside a message */
+	raw__send(r, "{\"execute\"\0: 1}\n", 16);
+	o = raw__reply(r, T_MS);
+	CHECK_ERROR(o, "GenericError", "JSON parse error");
+	json_object_put(o);
+
+	o = raw__cmd(r, "42");
+	CHECK_ERROR(o, "GenericError", "must be a JSON object");
+	json_object_put(o);
+	o = raw__cmd(r, "[\"execute\", \"query-status\"]");
+	CHECK_ERROR(o, "GenericError", "must be a JSON object");
+	json_object_put(o);
+	o = raw__cmd(r, "{\"id\": 5}");
+	CHECK_ERROR(o, "GenericError", "lacks member 'execute'");
+	CHECK(jpath_int(o, "id") == 5);
+	json_object_put(o);
+	o = raw__cmd(r, "{\"execute\": 3}");
+	CHECK_ERROR(o, "GenericError", "'execute' must be a string");
+	json_object_put(o);
+	o = raw__cmd(r, "{\"execute\": \"defrag\", \"arguments\": [1]}");
+	CHECK_ERROR(o, "GenericError", "'arguments' must be an object");
+	json_object_put(o);
+	o = raw__cmd(r, "{\"execute\": \"query-status\", \"extra\": 1}");
+	CHECK_ERROR(o, "GenericError", "'extra' is unexpected");
+	json_object_put(o);
+	o = raw__cmd(r, "{\"execute\": \"frobnicate\", \"id\": 7}");
+	CHECK_ERROR(o, "CommandNotFound", "frobnicate");
+	CHECK(jpath_int(o, "id") == 7);
+	json_object_put(o);
+}
+
 static void test_bad_input(void)
 {
 	struct harness h;
@@ -233,56 +308,7 @@ static void test_bad_input(void)
 	harness__init(&h, "bad", NULL);
 	connect_ok(&r, &h);
 
-	o = raw__cmd(&r, "{bad json}");
-	CHECK_ERROR(o, "GenericError", "JSON parse error");
-	json_object_put(o);
-	/* snapshot: a string file, and a host that can write one (this fake one cannot) */
-	o = raw__cmd(&r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": 3}}");
-	CHECK_ERROR(o, "GenericError", "expected: non-empty string");
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": \"snapshot\", \"arguments\": {\"file\": \"/tmp/x\"}}");
-	CHECK_ERROR(o, "GenericError", "cannot be snapshotted");
-	json_object_put(o);
-	o = expect_return(&r, "{\"execute\": \"query-status\", \"id\": 1}");   /* still usable */
-	json_object_put(o);
-	/* garbage followed by a good request on the next line */
-	raw__sendf(&r, "}}}} nonsense\n{\"execute\": \"query-defrag\", \"id\": 2}\n");
-	o = raw__reply(&r, T_MS);
-	CHECK_ERROR(o, "GenericError", "JSON parse error");
-	json_object_put(o);
-	o = raw__reply(&r, T_MS);
-	CHECK(o && jpath_int(o, "id") == 2 && jhas(o, "return.state"));
-	json_object_put(o);
-	/* a NUL byte inside a message */
-	raw__send(&r, "{\"execute\"\0: 1}\n", 16);
-	o = raw__reply(&r, T_MS);
-	CHECK_ERROR(o, "GenericError", "JSON parse error");
-	json_object_put(o);
-
-	o = raw__cmd(&r, "42");
-	CHECK_ERROR(o, "GenericError", "must be a JSON object");
-	json_object_put(o);
-	o = raw__cmd(&r, "[\"execute\", \"query-status\"]");
-	CHECK_ERROR(o, "GenericError", "must be a JSON object");
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"id\": 5}");
-	CHECK_ERROR(o, "GenericError", "lacks member 'execute'");
-	CHECK(jpath_int(o, "id") == 5);
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": 3}");
-	CHECK_ERROR(o, "GenericError", "'execute' must be a string");
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": \"defrag\", \"arguments\": [1]}");
-	CHECK_ERROR(o, "GenericError", "'arguments' must be an object");
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": \"query-status\", \"extra\": 1}");
-	CHECK_ERROR(o, "GenericError", "'extra' is unexpected");
-	json_object_put(o);
-	o = raw__cmd(&r, "{\"execute\": \"frobnicate\", \"id\": 7}");
-	CHECK_ERROR(o, "CommandNotFound", "frobnicate");
-	CHECK(jpath_int(o, "id") == 7);
-	json_object_put(o);
-
+	check_malformed_requests(&r);
 	/* strict argument checking */
 	o = raw__cmd(&r, "{\"execute\": \"defrag\", \"arguments\": {\"order\": \"3\"}}");
 	CHECK_ERROR(o, "GenericError", "Invalid parameter type for 'order', expected: integer");
@@ -335,6 +361,43 @@ static void test_bad_input(void)
 	raw__close(&r);
 	harness__fini(&h);
 	printf("ok malformed JSON, bad requests, unknown command, strict arguments\n");
+}
+
+/* Client limit: with CONTROL_MAX_CLIENTS connected, a new client still gets in; the
+ * connection idle the longest makes room and is told why (issue 13, item 3). */
+static void check_client_limit(struct harness *h)
+{
+	static struct raw many[CONTROL_MAX_CLIENTS];
+	struct raw extra;
+	struct json_object *o;
+	bool eof = false;
+	size_t i;
+
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		connect_ok(&many[i], h);
+	for (i = 1; i < CONTROL_MAX_CLIENTS; i++) {   /* all but many[0] have spoken */
+		o = expect_return(&many[i], "{\"execute\": \"query-status\"}");
+		json_object_put(o);
+	}
+	connect_ok(&extra, h);
+	o = expect_return(&extra, "{\"execute\": \"query-status\"}");
+	CHECK(!strcmp(jpath_str(o, "return.status"), "running"));
+	json_object_put(o);
+	o = raw__read(&many[0], T_MS, &eof);
+	CHECK_ERROR(o, "GenericError", "idle the longest");
+	json_object_put(o);
+	o = raw__read(&many[0], T_MS, &eof);
+	CHECK(!o && eof);
+	for (i = 1; i < CONTROL_MAX_CLIENTS; i++) {   /* nobody else was disturbed */
+		o = expect_return(&many[i], "{\"execute\": \"query-defrag\"}");
+		json_object_put(o);
+	}
+	pthread_mutex_lock(&h->srv.lock);
+	CHECK(h->srv.counters.evicted == 1);
+	pthread_mutex_unlock(&h->srv.lock);
+	raw__close(&extra);
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		raw__close(&many[i]);
 }
 
 static void test_framing_limits(void)
@@ -411,38 +474,7 @@ static void test_framing_limits(void)
 	json_object_put(o);
 	raw__close(&r);
 
-	/* client limit: with CONTROL_MAX_CLIENTS connected, a new client still gets in; the
-	 * connection idle the longest makes room and is told why (issue 13, item 3) */
-	{
-		static struct raw many[CONTROL_MAX_CLIENTS];
-		struct raw extra;
-
-		for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
-			connect_ok(&many[i], &h);
-		for (i = 1; i < CONTROL_MAX_CLIENTS; i++) {   /* all but many[0] have spoken */
-			o = expect_return(&many[i], "{\"execute\": \"query-status\"}");
-			json_object_put(o);
-		}
-		connect_ok(&extra, &h);
-		o = expect_return(&extra, "{\"execute\": \"query-status\"}");
-		CHECK(!strcmp(jpath_str(o, "return.status"), "running"));
-		json_object_put(o);
-		o = raw__read(&many[0], T_MS, &eof);
-		CHECK_ERROR(o, "GenericError", "idle the longest");
-		json_object_put(o);
-		o = raw__read(&many[0], T_MS, &eof);
-		CHECK(!o && eof);
-		for (i = 1; i < CONTROL_MAX_CLIENTS; i++) {   /* nobody else was disturbed */
-			o = expect_return(&many[i], "{\"execute\": \"query-defrag\"}");
-			json_object_put(o);
-		}
-		pthread_mutex_lock(&h.srv.lock);
-		CHECK(h.srv.counters.evicted == 1);
-		pthread_mutex_unlock(&h.srv.lock);
-		raw__close(&extra);
-		for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
-			raw__close(&many[i]);
-	}
+	check_client_limit(&h);
 	free(msg);
 	harness__fini(&h);
 	printf("ok oversized message, pipelining, split requests, half-close, client limit evicts the idlest\n");
@@ -458,10 +490,35 @@ static void wait_gated(struct harness *h)
 	CHECK(h->at_gate && defrag_job__running(&h->host.job));
 }
 
-static void test_defrag_jobs(void)
+static void check_job_busy(struct raw *b, uint64_t job)
+{
+	struct json_object *o;
+
+	/* while it runs: a second defrag from another client is refused */
+	o = raw__cmd(b, "{\"execute\": \"defrag\", \"id\": 2}");
+	CHECK_ERROR(o, "GenericError", "defrag already running");
+	CHECK(jpath_int(o, "id") == 2);
+	json_object_put(o);
+	/* and the socket still answers (the job does not block it) */
+	o = expect_return(b, "{\"execute\": \"query-defrag\"}");
+	CHECK(!strcmp(jpath_str(o, "return.state"), "running"));
+	CHECK((uint64_t)jpath_int(o, "return.job-id") == job);
+	CHECK(!strcmp(jpath_str(o, "return.origin"), "manual"));
+	CHECK(!strcmp(jpath_str(o, "return.mode"), "full"));
+	CHECK(!strcmp(jpath_str(o, "return.algo"), "planned"));
+	CHECK(jpath_int(o, "return.order") == -1);
+	json_object_put(o);
+	o = expect_return(b, "{\"execute\": \"query-memory\"}");
+	json_object_put(o);
+	o = expect_return(b, "{\"execute\": \"query-status\"}");
+	CHECK(!strcmp(jpath_str(o, "return.defrag"), "running"));
+	json_object_put(o);
+}
+
+static void defrag_job_busy_disconnect_events(void)
 {
 	struct harness h;
-	struct raw a, b, c;
+	struct raw a, b;
 	struct json_object *o, *ev;
 	struct mm_stat before, after;
 	uint64_t job, t0, elapsed;
@@ -482,25 +539,7 @@ static void test_defrag_jobs(void)
 	t0 = h__now_ms();
 	wait_gated(&h);
 
-	/* while it runs: a second defrag from another client is refused */
-	o = raw__cmd(&b, "{\"execute\": \"defrag\", \"id\": 2}");
-	CHECK_ERROR(o, "GenericError", "defrag already running");
-	CHECK(jpath_int(o, "id") == 2);
-	json_object_put(o);
-	/* and the socket still answers (the job does not block it) */
-	o = expect_return(&b, "{\"execute\": \"query-defrag\"}");
-	CHECK(!strcmp(jpath_str(o, "return.state"), "running"));
-	CHECK((uint64_t)jpath_int(o, "return.job-id") == job);
-	CHECK(!strcmp(jpath_str(o, "return.origin"), "manual"));
-	CHECK(!strcmp(jpath_str(o, "return.mode"), "full"));
-	CHECK(!strcmp(jpath_str(o, "return.algo"), "planned"));
-	CHECK(jpath_int(o, "return.order") == -1);
-	json_object_put(o);
-	o = expect_return(&b, "{\"execute\": \"query-memory\"}");
-	json_object_put(o);
-	o = expect_return(&b, "{\"execute\": \"query-status\"}");
-	CHECK(!strcmp(jpath_str(o, "return.defrag"), "running"));
-	json_object_put(o);
+	check_job_busy(&b, job);
 
 	/* client a disconnects mid-job: the job goes on */
 	raw__close(&a);
@@ -547,10 +586,19 @@ static void test_defrag_jobs(void)
 		       after.regions_backed_2m, before.regions_achievable);
 	else
 		printf("  (pool is not THP-backed here: backing_2m not checked)\n");
-
-	/* a slow job (10 ms per step) sends progress events at most 10 a second */
 	raw__close(&b);
 	harness__fini(&h);
+}
+
+static void defrag_job_slow_throttled(void)
+{
+	struct harness h;
+	struct raw b;
+	struct json_object *o, *ev;
+	uint64_t job, t0, elapsed;
+	unsigned progress;
+
+	/* a slow job (10 ms per step) sends progress events at most 10 a second */
 	harness__init(&h, "slow", NULL);
 	connect_ok(&b, &h);
 	h.pause_delay_us = 10000;
@@ -569,6 +617,14 @@ static void test_defrag_jobs(void)
 	       progress, (unsigned long long)elapsed);
 	raw__close(&b);
 	harness__fini(&h);
+}
+
+static void defrag_job_cancel(void)
+{
+	struct harness h;
+	struct raw b, c;
+	struct json_object *o, *ev;
+	uint64_t job;
 
 	/* cancel, from another client */
 	harness__init(&h, "cancel", NULL);
@@ -601,11 +657,19 @@ static void test_defrag_jobs(void)
 	ev = raw__wait_event(&c, "DEFRAG_COMPLETED", job + 1, 120000);
 	CHECK(ev);
 	json_object_put(ev);
-
-	/* a failing step (pause error) fails the job, with the reason */
 	harness__fini(&h);
 	raw__close(&b);
 	raw__close(&c);
+}
+
+static void defrag_job_failure(void)
+{
+	struct harness h;
+	struct raw c;
+	struct json_object *o, *ev;
+	uint64_t job;
+
+	/* a failing step (pause error) fails the job, with the reason */
 	harness__init(&h, "fail", NULL);
 	connect_ok(&c, &h);
 	h.pause_error = -EIO;
@@ -625,6 +689,14 @@ static void test_defrag_jobs(void)
 
 	raw__close(&c);
 	harness__fini(&h);
+}
+
+static void test_defrag_jobs(void)
+{
+	defrag_job_busy_disconnect_events();
+	defrag_job_slow_throttled();
+	defrag_job_cancel();
+	defrag_job_failure();
 	printf("ok defrag job: busy error, disconnect mid-job, events, throttling, cancel, failure\n");
 }
 

@@ -1,6 +1,8 @@
-/* util.c: small VMM helpers: monotonic time and strict parsers for sizes, counts and durations. */
+/* util.c: small VMM helpers: monotonic time, strict parsers for sizes, counts and durations, byte counts for people. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -103,4 +105,21 @@ int util__parse_duration_ms(const char *s, uint64_t *out_ms)
 		return -ERANGE;
 	*out_ms = (uint64_t)(v * mul + 0.5);
 	return 0;
+}
+
+const char *util__human_bytes(uint64_t b, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTP";
+	double v = (double)b;
+	unsigned u = 0;
+
+	while (v >= 1024 && u < sizeof(units) - 2) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, v < 10 && v != floor(v) ? "%.1f%c" : "%.0f%c", v, units[u]);
+	return buf;
 }

@@ -20,4 +20,7 @@ int util__parse_count(const char *s, uint64_t *out);
 /* Seconds with optional fraction ("2", "0.5") or with a unit suffix ms/s/m; result in ms. */
 int util__parse_duration_ms(const char *s, uint64_t *out_ms);
 
+/* 1536 -> "1.5K", 3 << 30 -> "3G" (powers of 1024), into buf. */
+const char *util__human_bytes(uint64_t b, char *buf, size_t len);
+
 #endif

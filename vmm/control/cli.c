@@ -51,22 +51,6 @@ static int cli__execute(struct qmp_client *c, const char *prog, const char *comm
 	return CLI_OK;
 }
 
-static const char *human_bytes(uint64_t b, char *buf, size_t len)
-{
-	static const char units[] = "BKMGTP";
-	double v = (double)b;
-	unsigned u = 0;
-
-	while (v >= 1024 && u < sizeof(units) - 2) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%lluB", (unsigned long long)b);
-	else
-		snprintf(buf, len, v < 10 && v != floor(v) ? "%.1f%c" : "%.0f%c", v, units[u]);
-	return buf;
-}
 
 /* ------------------------------------------------------------------ */
 /* vmcompact list */
@@ -161,7 +145,7 @@ int cmd_list(int argc, char **argv)
 		} else {
 			printf("%-20s %8llu %-10s %8s  %.1f%% (%llu/%llu)\n", names[i],
 			       (unsigned long long)json_path_u64(st, "pid"), json_path_string(st, "status", "?"),
-			       human_bytes(json_path_u64(st, "guest_bytes"), mem, sizeof(mem)),
+			       util__human_bytes(json_path_u64(st, "guest_bytes"), mem, sizeof(mem)),
 			       100.0 * json_path_double(st, "backing_2m", NAN),
 			       (unsigned long long)json_path_u64(st, "regions_backed_2m"),
 			       (unsigned long long)json_path_u64(st, "regions"));
@@ -224,10 +208,10 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 
 	printf("VM %s: %s, pid %llu, guest %s, pool %s (%s), slack %s\n\n",
 	       json_path_string(st, "name", vm), json_path_string(st, "status", "?"), (unsigned long long)json_path_u64(st, "pid"),
-	       human_bytes(json_path_u64(mem, "guest_bytes"), b1, sizeof(b1)),
-	       human_bytes(json_path_u64(mem, "pool_bytes"), b2, sizeof(b2)),
+	       util__human_bytes(json_path_u64(mem, "guest_bytes"), b1, sizeof(b1)),
+	       util__human_bytes(json_path_u64(mem, "pool_bytes"), b2, sizeof(b2)),
 	       json_path_string(mem, "pool_backing", "?"),
-	       human_bytes(json_path_u64(mem, "slack_bytes"), b3, sizeof(b3)));
+	       util__human_bytes(json_path_u64(mem, "slack_bytes"), b3, sizeof(b3)));
 
 	printf("buddyinfo:\nNode 0, zone %8s ", "Guest");
 	a = json_path(mem, "buddyinfo");
@@ -294,7 +278,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	}
 	printf("%-22s %llu\n", "vmas", (unsigned long long)json_path_u64(mem, "vmas"));
 	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)json_path_u64(mem, "huge_blocks"));
-	printf("%-22s %s\n", "metadata", human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
+	printf("%-22s %s\n", "metadata", util__human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
 	t = json_path(mem, "frames");
 	if (jobject(t)) {
 		printf("%-22s", "pool frames");

@@ -300,7 +300,7 @@ static void bench__report(const struct bench_opts *o, const struct bench_run *ru
 		return;
 	}
 	printf("collapse of %s %s RAM on 4 KiB pages, huge pages %s, chunked budget %.1f ms per call\n",
-	       qemu_human_bytes(o->size, b, sizeof(b)), o->shmem ? "shmem (memfd)" : "anonymous",
+	       util__human_bytes(o->size, b, sizeof(b)), o->shmem ? "shmem (memfd)" : "anonymous",
 	       o->cold ? "cold" : "warm", o->max_stall_us / 1e3);
 	printf("%-8s %9s %7s %12s %9s %6s %10s %13s\n", "MODE", "TIME(s)", "CALLS", "LONGEST(ms)",
 	       "P99(ms)", "OVER", "COLLAPSED", "2M BEFORE>AFTER");

@@ -483,7 +483,7 @@ static void qrun__report(struct qrun *q, int code)
 							      JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		printf("qemu run: %s guest RAM on %s (%s), exit status %d\n",
-		       qemu_human_bytes(q->o.mem, b, sizeof(b)), qrun_backing_names[q->o.backing],
+		       util__human_bytes(q->o.mem, b, sizeof(b)), qrun_backing_names[q->o.backing],
 		       q->kvm ? "kvm" : "tcg", code);
 		if (q->have_cover)
 			qemu_cover__print(&q->t, &q->cover, false, stdout);

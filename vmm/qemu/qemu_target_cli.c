@@ -9,23 +9,8 @@
 #include <json-c/json.h>
 
 #include "vmm/qemu/qemu_target_cli.h"
+#include "vmm/util.h"
 
-const char *qemu_human_bytes(uint64_t b, char *buf, size_t len)
-{
-	static const char units[] = "BKMGTP";
-	double v = (double)b;
-	unsigned u = 0;
-
-	while (v >= 1024 && u < sizeof(units) - 2) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%" PRIu64 "B", b);
-	else
-		snprintf(buf, len, v < 10 && v != floor(v) ? "%.1f%c" : "%.0f%c", v, units[u]);
-	return buf;
-}
 
 bool qemu_target_opts__take(struct qemu_target_opts *o, int opt, const char *arg, bool *bad)
 {
@@ -255,7 +240,7 @@ void qemu_cover__print(const struct qemu_target *t, const struct qemu_cover *c, 
 				 bc->map.count[REGION_SMALL], bc->map.count[REGION_EMPTY],
 				 bc->map.count[REGION_UNKNOWN]);
 		fprintf(f, "%-14s %-22s %7s %-10s %8s %9s  %s\n", b->dev.id, b->dev.type,
-			qemu_human_bytes(b->dev.size, b1, sizeof(b1)), ram_kind_names[b->kind], share,
+			util__human_bytes(b->dev.size, b1, sizeof(b1)), ram_kind_names[b->kind], share,
 			regions, b->identified ? (b->mapping[0] ? b->mapping : "[anonymous]") : "?");
 		if (!b->collapsible || strncmp(b->note, "matched by", 10))
 			fprintf(f, "  %s: %s\n", b->dev.id, b->note);
@@ -264,7 +249,7 @@ void qemu_cover__print(const struct qemu_target *t, const struct qemu_cover *c, 
 	}
 	fprintf(f, "RAM on 2 MiB host pages: %.1f%% (%s of %s, smaps); %" PRIu64 " of %" PRIu64
 		" collapsible regions (pagemap)\n", 100.0 * qemu_cover__share(c),
-		qemu_human_bytes(c->huge, b1, sizeof(b1)), qemu_human_bytes(c->ram, b2, sizeof(b2)),
+		util__human_bytes(c->huge, b1, sizeof(b1)), util__human_bytes(c->ram, b2, sizeof(b2)),
 		c->regions_huge, c->regions);
 	if (c->kvm.valid)
 		fprintf(f, "KVM: pages_4k %" PRIu64 ", pages_2m %" PRIu64 ", pages_1g %" PRIu64 "\n",

@@ -60,6 +60,5 @@ void qemu_cover__print(const struct qemu_target *t, const struct qemu_cover *c, 
 int qemu_target__ranges(const struct qemu_target *t, struct collapse_range **out, size_t *nr,
 			char *err, size_t errlen);
 struct json_object *collapse_result__json(const struct collapse_result *r);
-const char *qemu_human_bytes(uint64_t b, char *buf, size_t len);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_cli.c: `vmcompact list/stat/defrag/stop` against an in-process server, output captured. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -419,6 +420,44 @@ static void *canceller__run(void *arg)
 	return NULL;
 }
 
+/* Ctrl-C for `defrag --wait`: wait until the job is held at the gate, then SIGINT the process. */
+static void *interrupter__run(void *arg)
+{
+	struct harness *h = arg;
+
+	for (int i = 0; i < 3000 && !h->at_gate; i++)
+		h__sleep_ms(10);
+	h__sleep_ms(100);
+	kill(getpid(), SIGINT);
+	h__sleep_ms(300);
+	h->gate_closed = 0;   /* the job reaches its next step and sees the cancel */
+	return NULL;
+}
+
+/* issue 13, item 15: Ctrl-C on `defrag --wait` cancels the job and says so, instead of
+ * leaving it running silently. */
+static void test_defrag_wait_interrupted(void)
+{
+	struct harness h;
+	pthread_t t;
+	char *out, *err;
+	int rc;
+
+	harness__init(&h, "cliint", NULL);
+	h.gate_closed = 1;
+	CHECK(pthread_create(&t, NULL, interrupter__run, &h) == 0);
+	rc = RUN(cmd_defrag, &out, &err, "defrag", "cliint", "--wait");
+	pthread_join(t, NULL);
+	CHECKF(rc == CLI_FAILED, "rc %d: %s %s", rc, out, err);
+	expect_in(err, "interrupted: cancelling job 1", "Ctrl-C says what it does");
+	expect_in(out, "defrag job 1 cancelled", "the job was cancelled");
+	CHECK(!defrag_job__running(&h.host.job));
+	free(out);
+	free(err);
+	harness__fini(&h);
+	printf("ok Ctrl-C on defrag --wait cancels the job and says so\n");
+}
+
 static void test_defrag_wait_cancelled_and_stop(void)
 {
 	struct harness h;
@@ -543,6 +582,7 @@ int main(void)
 	test_errors();
 	test_defrag();
 	test_defrag_wait_cancelled_and_stop();
+	test_defrag_wait_interrupted();
 	test_many_idle_clients();
 	test_stop_reports();
 	printf("all CLI tests passed\n");

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,8 +369,9 @@ static void defrag__usage(FILE *f)
 		"  --order N         compaction target order 0..%d (default: whole pool)\n"
 		"  --max-pause-us N  vCPU pause budget per step (default 1000)\n"
 		"  --max-mbps N      copy rate limit in MB/s (default unlimited)\n"
-		"  --max-regions N   promote at most N regions\n"
-		"  --wait            follow the job; exit 1 if it fails or is cancelled\n"
+		"  --max-regions N   promote at most N regions (0: no limit, the default)\n"
+		"  --wait            follow the job; exit 1 if it fails or is cancelled. Ctrl-C cancels\n"
+		"                    the job (a second Ctrl-C stops waiting at once)\n"
 		"  --cancel          cancel the running job\n\n%s", MM_MAX_ORDER - 1, exit_codes_help);
 }
 
@@ -444,27 +446,57 @@ static void defrag__summary(uint64_t id, const char *state, struct json_object *
 }
 
 /* Follow job `id` through events to its end. */
-static int defrag__wait(struct qmp_client *c, uint64_t id)
+/* Ctrl-C while `defrag --wait` follows a job: the first cancels the job, a second gives up. */
+static volatile sig_atomic_t defrag__interrupts;
+
+static void defrag__on_signal(int sig)
 {
-	struct progress_view view = { .tty = isatty(STDOUT_FILENO) };
-	struct json_object *ev, *st;
+	defrag__interrupts++;
+}
+
+/* Poll the interrupt count between events: 0 go on, -1 stop waiting now. */
+static int defrag__check_interrupt(struct qmp_client *c, uint64_t id, int *seen)
+{
+	struct json_object *ret = NULL;
 	char err[512];
-	int r;
+
+	if (defrag__interrupts == *seen)
+		return 0;
+	*seen = defrag__interrupts;
+	if (*seen > 1) {
+		fprintf(stderr, "\nvmcompact defrag: interrupted again; job %llu may still be cancelling\n",
+			(unsigned long long)id);
+		return -1;
+	}
+	fprintf(stderr, "\nvmcompact defrag: interrupted: cancelling job %llu (Ctrl-C again to stop waiting)\n",
+		(unsigned long long)id);
+	if (qmp_client__execute(c, "cancel-defrag", NULL, &ret, err, sizeof(err)) < 0)
+		fprintf(stderr, "vmcompact defrag: cannot cancel job %llu: %s\n", (unsigned long long)id, err);
+	json_object_put(ret);
+	return 0;
+}
+
+/* Follow job id's events to its end: 0 with the final event in *out, or a CLI exit code. */
+static int defrag__follow(struct qmp_client *c, uint64_t id, struct progress_view *view, struct json_object **out)
+{
+	struct json_object *ev, *data;
+	const char *name;
+	int r, seen = 0;
+	char err[512];
 
 	for (;;) {
-		const char *name;
-		struct json_object *data;
-
-		r = qmp_client__next_event(c, -1, &ev, err, sizeof(err));
+		if (defrag__check_interrupt(c, id, &seen) < 0)
+			return CLI_FAILED;
+		r = qmp_client__next_event(c, 200, &ev, err, sizeof(err));
+		if (r == -ETIMEDOUT)
+			continue;
 		if (r < 0) {
-			progress_view__end(&view);
 			fprintf(stderr, "vmcompact defrag: %s\n", err);
 			return CLI_FAILED;
 		}
 		name = json_path_string(ev, "event", "");
 		data = json_path(ev, "data");
 		if (strcmp(name, "SHUTDOWN") == 0) {
-			progress_view__end(&view);
 			fprintf(stderr, "vmcompact defrag: the VM shut down (%s) before job %llu "
 				"finished\n", json_path_string(data, "reason", "?"), (unsigned long long)id);
 			json_object_put(ev);
@@ -474,17 +506,34 @@ static int defrag__wait(struct qmp_client *c, uint64_t id)
 			json_object_put(ev);
 			continue;
 		}
-		if (strcmp(name, "DEFRAG_PROGRESS") == 0) {
-			progress_view__show(&view, json_path_u64(data, "done"), json_path_u64(data, "total"), false);
-			json_object_put(ev);
-			continue;
+		if (strcmp(name, "DEFRAG_PROGRESS")) {
+			if (view->drawn)   /* complete the bar; a log gets no extra line */
+				progress_view__show(view, json_path_u64(data, "done"), json_path_u64(data, "total"), true);
+			*out = ev;
+			return 0;
 		}
-		if (view.drawn)
-			progress_view__show(&view, json_path_u64(data, "done"), json_path_u64(data, "total"), true);
-		progress_view__end(&view);
-		break;
+		progress_view__show(view, json_path_u64(data, "done"), json_path_u64(data, "total"), false);
+		json_object_put(ev);
 	}
+}
 
+static int defrag__wait(struct qmp_client *c, uint64_t id)
+{
+	struct progress_view view = { .tty = isatty(STDOUT_FILENO) };
+	struct sigaction sa = { .sa_handler = defrag__on_signal }, old_int, old_term;
+	struct json_object *ev = NULL, *st;
+	char err[512];
+	int r;
+
+	defrag__interrupts = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	r = defrag__follow(c, id, &view, &ev);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	progress_view__end(&view);
+	if (r)
+		return r;
 	if (strcmp(json_path_string(ev, "event", ""), "DEFRAG_CANCELLED") == 0) {
 		defrag__summary(id, "cancelled", json_path(json_path(ev, "data"), "result"));
 		r = CLI_FAILED;
@@ -497,7 +546,6 @@ static int defrag__wait(struct qmp_client *c, uint64_t id)
 		r = CLI_FAILED;
 	}
 	json_object_put(ev);
-
 	if (qmp_client__execute(c, "query-status", NULL, &st, err, sizeof(err)) == 0) {
 		printf("  backing_2m now %.1f%% (%llu/%llu regions), achievable %.1f%%\n",
 		       100.0 * json_path_double(st, "backing_2m", NAN),

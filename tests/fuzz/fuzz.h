@@ -18,7 +18,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 void fuzz__abort(const char *file, int line, const char *what, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5), noreturn));
-/* s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
 /* A NUL-terminated copy of data (malloc'd). */
 char *fuzz__strdup(const uint8_t *data, size_t size);
 /* Send stdout to /dev/null (the code under test prints; libFuzzer reports on stderr). */

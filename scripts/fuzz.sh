@@ -3,7 +3,7 @@
 # or a number of inputs, one at a time; prints executions and crashes per target.
 #
 #   scripts/fuzz.sh [--time SECONDS | --runs N] [--jobs-dir DIR] [TARGET...]
-#       TARGET: control cli_replies run_args workload util loader snapshot (default: all)
+#       TARGET: control cli_replies run_args workload util loader hcall snapshot (default: all)
 #       --time S   per target (default 60); --runs N: stop after N inputs instead
 #       new inputs go to DIR/TARGET (default build-fuzz/corpus-new); the committed seed corpus in
 #       tests/fuzz/corpus/TARGET is read, never written; a crash leaves DIR/TARGET-crash-*
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ ${#targets[@]} -gt 0 ] || targets=(control cli_replies run_args workload util loader snapshot)
+[ ${#targets[@]} -gt 0 ] || targets=(control cli_replies run_args workload util loader hcall snapshot)
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is missing (scripts/setup.sh --fuzz installs it)" >&2; exit 1; }
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -88,12 +88,15 @@ static enum hcall_result hcall__exit(struct vcpu *v, void *arg)
 
 static enum hcall_result hcall__sleep(struct vcpu *v, void *arg)
 {
-	struct vmc_hc_sleep *s = arg;
-	uint64_t ns = s->ns, deadline;
+	struct vmc_hc_sleep s;
+	uint64_t deadline;
 
-	deadline = ns > UINT64_MAX / 2 ? UINT64_MAX : util__now_ns() + ns;
+	/* The guest may place the struct at any address: copy, never dereference it in place. */
+	memcpy(&s, arg, sizeof(s));
+	deadline = s.ns > UINT64_MAX / 2 ? UINT64_MAX : util__now_ns() + s.ns;
 	v->nr_sleeps++;
-	s->stopped = vcpu__block(v, deadline);
+	s.stopped = vcpu__block(v, deadline);
+	memcpy((uint8_t *)arg + offsetof(struct vmc_hc_sleep, stopped), &s.stopped, sizeof(s.stopped));
 	return HCALL_CONTINUE;
 }
 

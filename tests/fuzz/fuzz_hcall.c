@@ -18,7 +18,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t run_page[4096] __attribute__((aligned(64)));
+	static uint8_t *ram;      /* kept across inputs: an input dirties only what it copied in */
+	static FILE *devnull;
 	struct kvm_run *run = (struct kvm_run *)run_page;
+	size_t copied = 0;
 	struct vm vm;
 	struct vcpu v;
 	enum hcall_result r;
@@ -28,11 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&vm, 0, sizeof(vm));
 	memset(&v, 0, sizeof(v));
-	vm.ram = calloc(1, FUZZ_RAM);
+	if (!ram)
+		ram = calloc(1, FUZZ_RAM);
+	if (!devnull)
+		devnull = fopen("/dev/null", "w");
+	vm.ram = ram;
 	vm.ram_bytes = FUZZ_RAM;
 	vm.nr_vcpus = 1;
 	vm.vcpus = &v;
-	vm.console = fopen("/dev/null", "w");
+	vm.console = devnull;
 	vm.stop_requested = 1;
 	FUZZ_ASSERT(vm.ram && vm.console, "setup");
 	pthread_mutex_init(&vm.lock, NULL);
@@ -52,8 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run->io.data_offset = 1024;
 	memcpy(&gpa, data + 5, sizeof(gpa));
 	memcpy(run_page + 1024, &gpa, sizeof(gpa));
-	if (gpa < FUZZ_RAM)
-		memcpy(vm.ram + gpa, data + 9, size - 9 < FUZZ_RAM - gpa ? size - 9 : FUZZ_RAM - gpa);
+	if (gpa < FUZZ_RAM) {
+		copied = size - 9 < FUZZ_RAM - gpa ? size - 9 : FUZZ_RAM - gpa;
+		memcpy(vm.ram + gpa, data + 9, copied);
+	}
 
 	r = hcall__handle_io(&v);
 	FUZZ_ASSERT(r == HCALL_CONTINUE || r == HCALL_EXIT || r == HCALL_FAILED, "result %d", (int)r);
@@ -62,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "a failure without a message");
 	FUZZ_ASSERT(v.line_len <= sizeof(v.line), "console line overflow");
 	hcall__console_flush(&v);
-	fclose(vm.console);
-	free(vm.ram);
+	if (copied)
+		memset(vm.ram + gpa, 0, copied > 4096 ? copied : 4096 < FUZZ_RAM - gpa ? 4096 : FUZZ_RAM - gpa);
 	pthread_mutex_destroy(&vm.lock);
 	pthread_mutex_destroy(&vm.report_lock);
 	pthread_mutex_destroy(&vm.console_lock);

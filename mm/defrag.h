@@ -129,7 +129,13 @@ struct defrag_stats {
 	uint32_t blocks_faulted_lazily;/* pool not prefaulted: blocks made host huge pages first (free ones
 					* faulted in, used ones collapsed with MADV_COLLAPSE) */
 	const char *promote_path;      /* how regions were switched: "remap" (2 MiB window remap) or
-					* "memslot" (the VMM's per-region memslot hook) */
+					* "memslot" (the VMM's per-region memslots, mm/view.h) */
+	uint64_t view_switches;        /* memslot: region view switches (promotions and demotions) */
+	uint64_t view_switch_max_ns;   /* memslot: slowest switch over the mm's life */
+	uint64_t view_demotions;       /* memslot: regions switched back to the window (a page left) */
+	uint64_t view_fallbacks;       /* memslot: switches that failed, window remapped instead */
+	uint64_t window_fixes;         /* memslot: window regions remapped 2 MiB after the resume */
+	uint64_t window_fix_ns;
 	int error;                     /* 0, -ECANCELED or the -errno that stopped the run */
 	char error_msg[160];
 };

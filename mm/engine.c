@@ -99,6 +99,15 @@ static void record_pause(struct defrag_engine *e, uint64_t ns)
 	e->pauses[e->nr_pauses++] = ns;
 }
 
+/* The guest no longer sees the window of regions switched to the direct map: fix it after
+ * the vCPUs resume (a failure leaves it stale; view__window retries before a page moves). */
+static void fix_stale_windows(struct defrag_engine *e)
+{
+	for (uint32_t i = 0; i < e->nr_stale; i++)
+		view__fix_window(e->mm, e->stale[i]);
+	e->nr_stale = 0;
+}
+
 void defrag__step_end(struct defrag_engine *e)
 {
 	uint64_t t_end;
@@ -112,6 +121,11 @@ void defrag__step_end(struct defrag_engine *e)
 	if (e->ops && e->ops->resume)
 		e->ops->resume(e->ops->ctx);
 	e->in_step = false;
+	if (e->nr_stale) {
+		pthread_mutex_lock(&e->mm->lock);
+		fix_stale_windows(e);
+		pthread_mutex_unlock(&e->mm->lock);
+	}
 	record_pause(e, t_end - e->step_t0_ns);
 	trace_vcpu_resume(e->mm, e->st->steps, t_end - e->step_t0_ns);
 	trace_defrag_step(e->mm, e->st->steps, t_end - e->step_t0_ns, e->step_ops, e->st->pages_copied);
@@ -201,6 +215,25 @@ static void region_broken(struct defrag_engine *e, uint32_t r)
 	e->compound[r] = 0;
 }
 
+/* A page of region r is about to move: a region served from the direct map goes back to
+ * the window first (the move remaps the window, which the guest must see). */
+static int leave_direct_view(struct defrag_engine *e, uint32_t r)
+{
+	struct mm *mm = e->mm;
+	int ret;
+
+	if (!mm->region_view || !(mm->region_view[r] & MM_VIEW_DIRECT))
+		return 0;
+	ret = view__window(mm, r);
+	if (ret) {
+		mm->vmstat.pgmigrate_fail++;
+		defrag__set_error(e, ret, "switching region %u back to the window failed: %s", r, strerror(-ret));
+		return ret;
+	}
+	e->step_ops++;
+	return 0;
+}
+
 int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned flags)
 {
 	struct mm *mm = e->mm;
@@ -217,6 +250,11 @@ int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned fla
 		mm->vmstat.pgmigrate_fail++;
 		defrag__set_error(e, -EIO, "copying frame %u to %u failed (injected)", src, dst);
 		return -EIO;
+	}
+	if (owner == FRAME_GUEST) {
+		ret = leave_direct_view(e, gpamap__gpfn(&mm->map, src) >> MM_PAGEBLOCK_ORDER);
+		if (ret)
+			return ret;
 	}
 	pool__copy_frame(&mm->pool, dst, src);
 	if (owner == FRAME_GUEST) {
@@ -265,13 +303,44 @@ int defrag__move(struct defrag_engine *e, frame_t src, frame_t dst, unsigned fla
 	return 0;
 }
 
-/* The 2 MiB window remap of region r, which was mapped in `runs` pieces. */
+/* With a view attached, region r (now in order) is served from the direct map: one memslot
+ * switch under the pause, the window is fixed after the vCPUs resume. false: no view, or the
+ * switch failed and the caller remaps the window instead. */
+static bool promote_by_view(struct defrag_engine *e, uint32_t r, uint64_t runs)
+{
+	struct mm *mm = e->mm;
+	uint64_t t = mm__now_ns(), dt;
+
+	if (!mm->view)
+		return false;
+	if (!(mm->region_view[r] & MM_VIEW_DIRECT)) {
+		if (view__direct(mm, r)) {
+			mm->view_stats.fallbacks++;
+			return false;
+		}
+		if (e->nr_stale < mm->map.nr_regions)
+			e->stale[e->nr_stale++] = r;
+		else
+			view__fix_window(mm, r);  /* a region promoted again in one step: rare */
+	}
+	dt = mm__now_ns() - t;
+	e->compound[r] = 1;
+	e->step_ops++;
+	trace_mm_collapse_huge_page(mm, r, runs, dt);
+	e->est_remap_ns = ewma(e->est_remap_ns, dt);
+	return true;
+}
+
+/* Promote region r, which was mapped in `runs` pieces: switch its view or remap the window 2 MiB. */
 static int remap_window_2m(struct defrag_engine *e, uint32_t r, uint64_t runs)
 {
 	struct mm *mm = e->mm;
 	uint64_t t = mm__now_ns(), dt;
-	int ret = mm__fault(mm, MM_FAULT_REMAP_2M) ? -ENOMEM : window__remap_2m(&mm->win, &mm->map, r);
+	int ret;
 
+	if (promote_by_view(e, r, runs))
+		return 0;
+	ret = mm__fault(mm, MM_FAULT_REMAP_2M) ? -ENOMEM : window__remap_2m(&mm->win, &mm->map, r);
 	if (ret)
 		return ret;
 	dt = mm__now_ns() - t;
@@ -447,7 +516,8 @@ static int engine_alloc(struct defrag_engine *e, struct mm *mm, const struct def
 	e->cached_free_pfn = FRAME_NONE;
 	e->moved = calloc(((size_t)mm->map.nr_gpfns + 63) / 64 + 1, sizeof(uint64_t));
 	e->compound = calloc((size_t)mm->map.nr_regions + 1, 1);
-	if (!e->moved || !e->compound)
+	e->stale = calloc((size_t)mm->map.nr_regions + 1, sizeof(*e->stale));
+	if (!e->moved || !e->compound || !e->stale)
 		return -ENOMEM;
 	return 0;
 }
@@ -456,6 +526,7 @@ static void engine_free(struct defrag_engine *e)
 {
 	free(e->moved);
 	free(e->compound);
+	free(e->stale);
 	free(e->pauses);
 }
 
@@ -470,6 +541,12 @@ static void finish_stats(struct defrag_engine *e)
 	pthread_mutex_lock(&mm->lock);
 	for (size_t i = 0; i < sizeof(struct mm_vmstat) / sizeof(uint64_t); i++)
 		delta[i] = now[i] - then[i];
+	st->view_switches = mm->view_stats.switches - e->view0.switches;
+	st->view_switch_max_ns = mm->view_stats.switch_max_ns;
+	st->view_demotions = mm->view_stats.demotions - e->view0.demotions;
+	st->view_fallbacks = mm->view_stats.fallbacks - e->view0.fallbacks;
+	st->window_fixes = mm->view_stats.window_fixes - e->view0.window_fixes;
+	st->window_fix_ns = mm->view_stats.window_fix_ns - e->view0.window_fix_ns;
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++) {
 		st->regions_huge_mapped += mm->region_huge_mapped[r];
 		st->regions_backed_2m += defrag__region_in_place(mm, r);
@@ -512,7 +589,8 @@ int defrag_engine__init(struct defrag_engine *e, struct mm *mm, const struct def
 	pthread_mutex_lock(&mm->lock);
 	e->vm0 = mm->vmstat;
 	e->present_at_start = e->present_peak = mm->pool.nr_present;
-	st->promote_path = "remap";
+	st->promote_path = mm->view ? "memslot" : "remap";
+	e->view0 = mm->view_stats;
 	st->regions_achievable = mm__achievable_regions(mm);
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++)
 		e->compound[r] = mm->region_huge_mapped[r] || defrag__region_in_place(mm, r);

@@ -68,6 +68,10 @@ struct defrag_engine {
 	uint32_t present_at_start;     /* pool blocks present when the run started */
 	uint32_t present_peak;         /* most present during the run */
 	uint32_t blocks_borrowed, blocks_given_back;
+	uint32_t *stale;               /* regions switched to the direct map in this step whose
+				        * window is fixed after the vCPUs resume */
+	uint32_t nr_stale;
+	struct mm_view_stats view0;    /* mm->view_stats when the run started */
 };
 
 #define COMPACT_CLUSTER_MAX 32  /* SWAP_CLUSTER_MAX: pages isolated per batch */

@@ -390,6 +390,7 @@ void mm__destroy(struct mm *mm)
 	pthread_mutex_destroy(&mm->ready_lock);
 	free(mm->block_prefaulted);
 	free(mm->region_huge_mapped);
+	free(mm->region_view);
 	window__destroy(&mm->win);
 	pool__destroy(&mm->pool);
 	gpamap__exit(&mm->map);

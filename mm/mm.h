@@ -9,6 +9,7 @@
 #include "mm/gpamap.h"
 #include "mm/pool.h"
 #include "mm/trace.h"
+#include "mm/view.h"
 #include "mm/window.h"
 
 struct mm_config {
@@ -52,12 +53,23 @@ enum mm_fault_point {
 	MM_FAULT_REMAP_2M,   /* the 2 MiB remap that promotes a region: -ENOMEM */
 	MM_FAULT_BORROW,     /* making a borrowed block present / faulting it in: -ENOSPC */
 	MM_FAULT_GIVE_BACK,  /* giving a block back: -EBUSY */
+	MM_FAULT_VIEW,       /* switching a region's view (the VMM's memslot ioctl): -ENOMEM */
 	MM_FAULT_POINTS
 };
 
 struct mm_fault_inject {
 	uint32_t countdown[MM_FAULT_POINTS];
 	uint32_t hits[MM_FAULT_POINTS];   /* failures injected so far */
+};
+
+/* Region view switches (mm/view.h), cumulative over the mm's life. */
+struct mm_view_stats {
+	uint64_t switches;        /* serve() calls that succeeded (memslot switches) */
+	uint64_t switch_ns, switch_max_ns;
+	uint64_t demotions;       /* direct -> window, because a page left the region */
+	uint64_t window_fixes;    /* stale window regions remapped 2 MiB after the vCPUs resumed */
+	uint64_t window_fix_ns;
+	uint64_t fallbacks;       /* promotions that fell back to the window remap */
 };
 
 /* Where mm__create spent its time (the VMM's start-up budget). */
@@ -80,6 +92,9 @@ struct mm {
 	struct mm_fault_inject fault_inject; /* tests only; all zero: off */
 	uint8_t *region_huge_mapped; /* per guest region: mapped with one 2 MiB mapping; set by
 				      * mm__create for regions in order, kept by whoever remaps */
+	const struct mm_view_ops *view; /* NULL: the guest sees every region through the window */
+	uint8_t *region_view;      /* per region: MM_VIEW_* flags, NULL when no view is attached */
+	struct mm_view_stats view_stats;
 	struct mm_startup startup;
 	struct mm_trace *trace;    /* trace-file sink for mm/trace.h's events, NULL: USDT probes only;
 				    * set by the owner after mm__create */
@@ -145,6 +160,11 @@ uint64_t mm__meminfo_bytes(const char *key);
  * Caller holds mm->lock.
  */
 uint32_t mm__fault_in_free_blocks(struct mm *mm);
+
+static inline bool mm__view_attached(const struct mm *mm)
+{
+	return mm->view != NULL;
+}
 
 /* Fault injection: true if the operation at point p is to fail now (see struct mm_fault_inject). */
 static inline bool mm__fault(struct mm *mm, enum mm_fault_point p)

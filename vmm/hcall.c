@@ -9,7 +9,8 @@
 struct hcall_desc {
 	const char *name;
 	size_t size;                                          /* bytes of the call's struct */
-	enum hcall_result (*fn)(struct vcpu *v, void *arg);   /* arg: checked host pointer */
+	/* arg: the struct copied in from gpa (OUT fields go back through vm__write_guest) */
+	enum hcall_result (*fn)(struct vcpu *v, void *arg, uint64_t gpa);
 };
 
 static void hcall__console_emit(struct vcpu *v)
@@ -29,14 +30,13 @@ void hcall__console_flush(struct vcpu *v)
 		hcall__console_emit(v);
 }
 
-static enum hcall_result hcall__console(struct vcpu *v, void *arg)
+static enum hcall_result hcall__console(struct vcpu *v, void *arg, uint64_t gpa)
 {
 	struct vmc_hc_console c;
-	const char *buf;
+	char buf[VMC_CONSOLE_MAX];
 
 	memcpy(&c, arg, sizeof(c));
-	buf = c.len > VMC_CONSOLE_MAX ? NULL : vm__gpa_ptr(v->vm, c.gpa, c.len);
-	if (!buf) {
+	if (c.len > VMC_CONSOLE_MAX || vm__read_guest(v->vm, c.gpa, buf, c.len)) {
 		vm__fail(v->vm, "vcpu %u: rip 0x%llx (after the out): console hypercall: buffer at gpa 0x%llx, len %llu "
 			 "is outside guest RAM (%llu MiB) or longer than %u",
 			 v->id, (unsigned long long)vcpu__rip(v), (unsigned long long)c.gpa,
@@ -60,7 +60,7 @@ static enum hcall_result hcall__console(struct vcpu *v, void *arg)
 	return HCALL_CONTINUE;
 }
 
-static enum hcall_result hcall__report(struct vcpu *v, void *arg)
+static enum hcall_result hcall__report(struct vcpu *v, void *arg, uint64_t gpa)
 {
 	struct vm *vm = v->vm;
 
@@ -71,7 +71,7 @@ static enum hcall_result hcall__report(struct vcpu *v, void *arg)
 	return HCALL_CONTINUE;
 }
 
-static enum hcall_result hcall__exit(struct vcpu *v, void *arg)
+static enum hcall_result hcall__exit(struct vcpu *v, void *arg, uint64_t gpa)
 {
 	struct vm *vm = v->vm;
 	struct vmc_hc_exit e;
@@ -86,17 +86,18 @@ static enum hcall_result hcall__exit(struct vcpu *v, void *arg)
 	return HCALL_EXIT;
 }
 
-static enum hcall_result hcall__sleep(struct vcpu *v, void *arg)
+static enum hcall_result hcall__sleep(struct vcpu *v, void *arg, uint64_t gpa)
 {
 	struct vmc_hc_sleep s;
 	uint64_t deadline;
 
-	/* The guest may place the struct at any address: copy, never dereference it in place. */
 	memcpy(&s, arg, sizeof(s));
 	deadline = s.ns > UINT64_MAX / 2 ? UINT64_MAX : util__now_ns() + s.ns;
 	v->nr_sleeps++;
 	s.stopped = vcpu__block(v, deadline);
-	memcpy((uint8_t *)arg + offsetof(struct vmc_hc_sleep, stopped), &s.stopped, sizeof(s.stopped));
+	/* Written back after the block: a defrag may have moved the page (or switched its memslot)
+	 * while this vCPU slept, so go through the accessor again, never a pointer kept from before. */
+	vm__write_guest(v->vm, gpa + offsetof(struct vmc_hc_sleep, stopped), &s.stopped, sizeof(s.stopped));
 	return HCALL_CONTINUE;
 }
 
@@ -115,7 +116,12 @@ enum hcall_result hcall__handle_io(struct vcpu *v)
 	const struct hcall_desc *d;
 	uint64_t expected = 0;
 	uint32_t gpa;
-	void *arg;
+	union {
+		struct vmc_hc_console console;
+		struct vmc_hc_report report;
+		struct vmc_hc_exit exit;
+		struct vmc_hc_sleep sleep;
+	} arg;
 
 	if (!__atomic_load_n(&vm->first_hc_ns, __ATOMIC_RELAXED))
 		__atomic_compare_exchange_n(&vm->first_hc_ns, &expected, util__now_ns(), false,
@@ -141,12 +147,11 @@ enum hcall_result hcall__handle_io(struct vcpu *v)
 		return HCALL_FAILED;
 	}
 	memcpy(&gpa, (uint8_t *)run + run->io.data_offset, sizeof(gpa));
-	arg = vm__gpa_ptr(vm, gpa, d->size);
-	if (!arg) {
+	if (d->size > sizeof(arg) || vm__read_guest(vm, gpa, &arg, d->size)) {
 		vm__fail(vm, "vcpu %u: rip 0x%llx (after the out): %s hypercall: struct at gpa 0x%x (%zu bytes) is outside guest RAM (%llu MiB)",
 			 v->id, (unsigned long long)vcpu__rip(v), d->name, gpa, d->size,
 			 (unsigned long long)(vm->ram_bytes >> 20));
 		return HCALL_FAILED;
 	}
-	return d->fn(v, arg);
+	return d->fn(v, &arg, gpa);
 }

@@ -156,6 +156,12 @@ struct json_object *mm_json__defrag_stats(const struct defrag_stats *st)
 	json__add(o, "pause_p99_us", json__fixed(st->pause_p99_ns / 1e3, 1));
 	json__add(o, "pause_total_ms", json__fixed(st->pause_total_ns / 1e6, 3));
 	json__add_str(o, "promote_path", st->promote_path ? st->promote_path : "remap");
+	json__add_u64(o, "memslot_switches", st->view_switches);
+	json__add(o, "memslot_switch_max_us", json__fixed(st->view_switch_max_ns / 1e3, 1));
+	json__add_u64(o, "memslot_demotions", st->view_demotions);
+	json__add_u64(o, "memslot_fallbacks", st->view_fallbacks);
+	json__add_u64(o, "window_fixes_after_resume", st->window_fixes);
+	json__add(o, "window_fix_ms", json__fixed(st->window_fix_ns / 1e6, 3));
 	json__add_u64(o, "borrowed_peak_bytes", st->borrowed_peak_bytes);
 	json__add_u64(o, "borrow_limit_bytes", st->borrow_limit_bytes);
 	json__add_u64(o, "given_back_bytes", st->given_back_bytes);

@@ -328,10 +328,18 @@ static int run__start_guest(struct run_ctx *ctx, char *err, size_t errlen)
 	cfg.ram_bytes = ctx->opts.mem_bytes;
 	cfg.nr_vcpus = ctx->opts.cpus;
 	cfg.console = ctx->opts.json ? stderr : stdout;
+	/* A lazy restore fills memory through userfaultfd on the window: the guest must see it there. */
+	cfg.promote_path = ctx->opts.restore_lazy ? PROMOTE_PATH_REMAP : ctx->opts.promote_path;
+	cfg.keep_zap_quirk = ctx->opts.keep_zap_quirk;
 	rc = vm__create(&ctx->vm, &cfg, err, errlen);
 	if (rc)
 		return rc < 0 ? rc : -EIO;
 	ctx->vm_created = true;
+	if (ctx->vm.slots.path == PROMOTE_PATH_MEMSLOT) {
+		rc = mm__view_attach(&ctx->mm, &ctx->vm.slots.view, err, errlen);
+		if (rc)
+			return rc;
+	}
 	for (unsigned i = 0; i < ctx->opts.nr_workloads; i++)
 		wls[i] = (struct vm_workload){ ctx->opts.workload[i].id, ctx->opts.workload[i].args };
 	rc = ctx->opts.restore_path ? ctx->opts.snapshot_ops->load_vcpus(ctx, err, errlen) :
@@ -424,8 +432,10 @@ void run__teardown(struct run_ctx *ctx)
 	if (ctx->stop_efd >= 0)
 		close(ctx->stop_efd);
 	ctx->stop_efd = -1;
-	if (ctx->vm_created)
+	if (ctx->vm_created) {
+		mm__view_detach(&ctx->mm);
 		vm__destroy(&ctx->vm);
+	}
 	ctx->vm_created = false;
 	if (ctx->restore)
 		ctx->opts.snapshot_ops->release(ctx);

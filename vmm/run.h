@@ -11,6 +11,7 @@
 #include "mm/mm.h"
 #include "vmm/host.h"
 #include "vmm/kvm_stats.h"
+#include "vmm/memslots.h"
 #include "vmm/mm_json.h"
 #include "vmm/vm.h"
 #include "vmm/workload.h"
@@ -57,6 +58,8 @@ struct run_options {
 	double slack_pct;          /* --slack N% */
 	const char *pool_path;     /* --pool-path */
 	bool no_prefault;          /* --no-prefault */
+	enum promote_path promote_path; /* --promote-path (default auto) */
+	bool keep_zap_quirk;       /* --keep-zap-quirk */
 	bool force_mem;            /* --force-mem: start even if the pool exceeds MemAvailable */
 	struct aging_config aging; /* --age --seed --ballast --unmovable */
 	/* host-side defrag */

@@ -147,6 +147,19 @@ static int parse_borrow(struct run_options *o, const char *s, char *err, size_t 
 	return 0;
 }
 
+/* --promote-path auto|memslot|remap: how a promoted region reaches the guest. */
+static int parse_promote_path(struct run_options *o, const char *s, char *err, size_t errlen)
+{
+	int p = promote_path__parse(s);
+
+	if (p < 0) {
+		snprintf(err, errlen, "--promote-path '%s': need auto, memslot or remap", s);
+		return -EINVAL;
+	}
+	o->promote_path = (enum promote_path)p;
+	return 0;
+}
+
 static int parse_max_pause(struct run_options *o, const char *s, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -209,6 +222,14 @@ static const struct run_flag run_flags[] = {
 	  "planned defrag copies scattered regions whole into 2 MiB blocks borrowed\n"
 	  "from the host, then gives back what is left free: auto (default, bounded by\n"
 	  "MemAvailable), off, or at most SIZE" },
+	{ NULL, "promote-path", "P", FLAG_CUSTOM, 0, 0, 0, 0, parse_promote_path,
+	  "auto (default): one KVM memslot per 2 MiB region, and a promoted region\n"
+	  "is served straight from its pool block (memslot), where the kernel can\n"
+	  "disable KVM_X86_QUIRK_SLOT_ZAP_ALL; else one memslot over the window and\n"
+	  "promotion remaps the window (remap). memslot or remap forces one" },
+	{ NULL, "keep-zap-quirk", NULL, FLAG_BOOL, F(keep_zap_quirk), 0, 0, 0, NULL,
+	  "leave KVM_X86_QUIRK_SLOT_ZAP_ALL on, as a kernel before 6.12 would\n"
+	  "(auto then falls back to remap; tests the fallback)" },
 	{ NULL, "defrag-order", "N", FLAG_COUNT, F(defrag_req.order), sizeof(int), 0, MM_MAX_ORDER - 1, NULL,
 	  "with --defrag-mode compact: stop once a free block of order N exists\n"
 	  "(default: full compaction, like /proc/sys/vm/compact_memory)" },

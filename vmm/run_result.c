@@ -196,6 +196,10 @@ static struct json_object *run__kvm_json(const struct run_ctx *ctx)
 	json__add_u64(kvm, "pages_2m", ctx->kvm_after.pages_2m);
 	json__add_u64(kvm, "pages_1g", ctx->kvm_after.pages_1g);
 	json__add(kvm, "coverage_2m", json_object_new_double(kvm_pages__coverage_2m(&ctx->kvm_after)));
+	json__add_str(kvm, "promote_path", promote_path__name(ctx->vm.slots.path));
+	json__add_str(kvm, "promote_path_why", ctx->vm.slots.why);
+	json__add_u64(kvm, "memslot_switches", ctx->vm.slots.switches);
+	json__add(kvm, "zap_all_quirk_disabled", json_object_new_boolean(ctx->vm.slots.zap_all_quirk_off));
 	return kvm;
 }
 
@@ -305,6 +309,8 @@ void run__print_human(const struct run_ctx *ctx)
 		printf("  kvm: pages_4k %llu, pages_2m %llu, pages_1g %llu\n",
 		       (unsigned long long)ctx->kvm_after.pages_4k, (unsigned long long)ctx->kvm_after.pages_2m,
 		       (unsigned long long)ctx->kvm_after.pages_1g);
+	printf("  promote path: %s (%s), %llu memslot switches\n", promote_path__name(vm->slots.path), vm->slots.why,
+	       (unsigned long long)vm->slots.switches);
 	if (vm->pause.count)
 		printf("  pauses: %llu, stopping the vCPUs took avg %.1f us, max %.1f us; held stopped max %.1f us\n",
 		       (unsigned long long)vm->pause.count, (double)vm->pause.total_ns / (double)vm->pause.count / 1e3,

@@ -1,4 +1,4 @@
-/* vm.c: a VM: KVM VM fd, one memslot over caller-provided guest RAM, vCPUs, pause/stop lifecycle. */
+/* vm.c: a VM: KVM VM fd, its memslots over caller-provided guest RAM, vCPUs, pause/stop lifecycle. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 
 int vm__create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
 {
-	struct kvm_userspace_memory_region region;
+	struct memslot_caps caps;
 	pthread_condattr_t ca;
 	char serr[256];
 	int rc, khz;
@@ -61,18 +61,11 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		goto fail;
 	}
-	memset(&region, 0, sizeof(region));
-	region.slot = 0;
-	region.flags = cfg->memslot_flags;
-	region.guest_phys_addr = 0;
-	region.memory_size = cfg->ram_bytes;
-	region.userspace_addr = (uint64_t)(uintptr_t)cfg->ram;
-	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu MiB): %s",
-			 (unsigned long long)(cfg->ram_bytes >> 20), strerror(errno));
+	memslot_caps__read(&caps, vm->fd);
+	rc = memslots__init(&vm->slots, vm->fd, cfg->ram, cfg->ram_bytes, cfg->memslot_flags, cfg->promote_path,
+			    &caps, cfg->keep_zap_quirk, err, errlen);
+	if (rc)
 		goto fail;
-	}
 	if (vm->kvm.has_stats_fd && kvm_stats__open(&vm->stats, vm->fd, serr, sizeof(serr)))
 		fprintf(stderr, "vmcompact: warning: %s; KVM page stats unavailable\n", serr);
 
@@ -112,6 +105,7 @@ void vm__destroy(struct vm *vm)
 		vm->vcpus = NULL;
 	}
 	kvm_stats__close(&vm->stats);
+	memslots__destroy(&vm->slots);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	vm->fd = -1;
@@ -122,11 +116,34 @@ void vm__destroy(struct vm *vm)
 		kvm__close(&vm->kvm);
 }
 
-void *vm__gpa_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
+/* In-place access for the VMM's own fields in guest RAM (boot info): within one page. */
+static void *vm__guest_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 {
+	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
+		return memslots__gpa_ptr(&vm->slots, gpa, len);
 	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
 		return NULL;
 	return vm->ram + gpa;
+}
+
+int vm__read_guest(struct vm *vm, uint64_t gpa, void *buf, uint64_t len)
+{
+	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
+		return memslots__read(&vm->slots, gpa, buf, len);
+	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
+		return -EFAULT;
+	memcpy(buf, vm->ram + gpa, len);
+	return 0;
+}
+
+int vm__write_guest(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len)
+{
+	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
+		return memslots__write(&vm->slots, gpa, buf, len);
+	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
+		return -EFAULT;
+	memcpy(vm->ram + gpa, buf, len);
+	return 0;
 }
 
 int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct vm_workload *wl,
@@ -145,7 +162,7 @@ int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		struct vmc_boot_info *bi = vm__gpa_ptr(vm, VMC_BOOT_INFO_GPA(i), VMC_PAGE_SIZE);
+		struct vmc_boot_info *bi = vm__guest_ptr(vm, VMC_BOOT_INFO_GPA(i), VMC_PAGE_SIZE);
 
 		memset(bi, 0, VMC_PAGE_SIZE);
 		bi->magic = VMC_BOOT_MAGIC;
@@ -235,7 +252,7 @@ void vm__request_stop(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	__atomic_store_n(&vm->stop_requested, 1, __ATOMIC_SEQ_CST);
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		struct vmc_boot_info *bi = vm__gpa_ptr(vm, VMC_BOOT_INFO_GPA(i), sizeof(*bi));
+		struct vmc_boot_info *bi = vm__guest_ptr(vm, VMC_BOOT_INFO_GPA(i), sizeof(*bi));
 
 		__atomic_store_n(&bi->stop_requested, 1, __ATOMIC_SEQ_CST);
 	}

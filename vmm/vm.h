@@ -1,4 +1,4 @@
-/* vm.h: a VM: KVM VM fd, one memslot over caller-provided guest RAM, vCPUs, pause/stop lifecycle. */
+/* vm.h: a VM: KVM VM fd, its memslots over caller-provided guest RAM, vCPUs, pause/stop lifecycle. */
 #ifndef VMC_VMM_VM_H
 #define VMC_VMM_VM_H
 
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include "vmm/kvm.h"
 #include "vmm/kvm_stats.h"
+#include "vmm/memslots.h"
 #include "vmm/vcpu.h"
 
 /* VMM exit codes (the guest's own statuses pass through unchanged). */
@@ -21,6 +22,8 @@ struct vm_config {
 	uint64_t ram_bytes;        /* multiple of 2 MiB */
 	uint32_t nr_vcpus;
 	uint32_t memslot_flags;    /* e.g. KVM_MEM_LOG_DIRTY_PAGES */
+	enum promote_path promote_path; /* memslots: one per region (memslot) or one (remap) */
+	bool keep_zap_quirk;       /* leave KVM_X86_QUIRK_SLOT_ZAP_ALL on (tests the fallback) */
 	FILE *console;             /* where guest console lines go (prefixed "guest[N]: ") */
 };
 
@@ -42,6 +45,7 @@ struct vm {
 	uint8_t *ram;
 	uint64_t ram_bytes;
 	uint32_t memslot_flags;
+	struct memslots slots;          /* guest RAM as KVM sees it (memslots.h) */
 	uint32_t nr_vcpus;
 	struct vcpu *vcpus;
 	uint64_t tsc_khz;
@@ -84,8 +88,11 @@ int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct
 /* Start one thread per vCPU. */
 int vm__start(struct vm *vm, char *err, size_t errlen);
 
-/* The one checked accessor for guest pointers: host VA of [gpa, gpa+len) or NULL. */
-void *vm__gpa_ptr(struct vm *vm, uint64_t gpa, uint64_t len);
+/* The checked accessors for guest memory, as the guest sees it now (per-region memslots may
+ * serve neighbouring regions from different places): copy [gpa, gpa+len) out or in, 0 or
+ * -EFAULT when it is not all guest RAM. Call from a vCPU thread or with the vCPUs paused. */
+int vm__read_guest(struct vm *vm, uint64_t gpa, void *buf, uint64_t len);
+int vm__write_guest(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len);
 
 /* From any non-vCPU thread: returns once every vCPU thread is blocked outside KVM_RUN (or
  * exited). Nests. */

@@ -1,5 +1,6 @@
 /* test_units.c: unit tests of the VMM core's pure pieces (no KVM): parsers, workload specs, ELF loader, page tables. */
 #include <elf.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,23 +229,148 @@ static void test_slices(void)
 	CHECK(loader__slice(256ull << 20, 2, 2, &s, &e));
 }
 
-/* The one checked accessor for guest pointers. */
-static void test_gpa_ptr(void)
+/* The checked accessors for guest memory, one memslot over RAM. */
+static void test_guest_access(void)
 {
 	static uint8_t buf[64];
+	uint8_t out[64];
 	struct vm vm;
 
 	memset(&vm, 0, sizeof(vm));
 	vm.ram = buf;
 	vm.ram_bytes = sizeof(buf);
-	CHECK(vm__gpa_ptr(&vm, 0, 64) == buf);
-	CHECK(vm__gpa_ptr(&vm, 48, 16) == buf + 48);
-	CHECK(vm__gpa_ptr(&vm, 64, 0) == buf + 64);
-	CHECK(vm__gpa_ptr(&vm, 49, 16) == NULL);
-	CHECK(vm__gpa_ptr(&vm, 1, 64) == NULL);
-	CHECK(vm__gpa_ptr(&vm, 65, 0) == NULL);
-	CHECK(vm__gpa_ptr(&vm, UINT64_MAX - 4, 16) == NULL);
-	CHECK(vm__gpa_ptr(&vm, 8, UINT64_MAX) == NULL);
+	memset(buf, 7, sizeof(buf));
+	CHECK(vm__read_guest(&vm, 0, out, 64) == 0 && out[63] == 7);
+	CHECK(vm__write_guest(&vm, 48, "0123456789abcdef", 16) == 0 && buf[48] == '0' && buf[63] == 'f');
+	CHECK(vm__read_guest(&vm, 64, out, 0) == 0);
+	CHECK(vm__read_guest(&vm, 49, out, 16) == -EFAULT);
+	CHECK(vm__write_guest(&vm, 1, out, 64) == -EFAULT);
+	CHECK(vm__read_guest(&vm, 65, out, 0) == -EFAULT);
+	CHECK(vm__read_guest(&vm, UINT64_MAX - 4, out, 16) == -EFAULT);
+	CHECK(vm__read_guest(&vm, 8, out, UINT64_MAX) == -EFAULT);
+}
+
+/* A fake KVM for the per-region memslots: slots by id, overlaps refused as KVM does. */
+#define FAKE_SLOTS 8
+static struct kvm_userspace_memory_region fake_slot[FAKE_SLOTS];
+static uint64_t fake_quirks_disabled, fake_dirty_calls;
+static int fake_fail_create;   /* non-zero: the next create fails with -ENOMEM */
+
+static int fake_kvm_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == KVM_SET_USER_MEMORY_REGION) {
+		struct kvm_userspace_memory_region *r = arg;
+
+		if (r->slot >= FAKE_SLOTS)
+			return -EINVAL;
+		if (r->memory_size && fake_fail_create) {
+			fake_fail_create = 0;
+			return -ENOMEM;
+		}
+		for (int i = 0; r->memory_size && i < FAKE_SLOTS; i++)
+			if (i != (int)r->slot && fake_slot[i].memory_size &&
+			    r->guest_phys_addr < fake_slot[i].guest_phys_addr + fake_slot[i].memory_size &&
+			    fake_slot[i].guest_phys_addr < r->guest_phys_addr + r->memory_size)
+				return -EEXIST;
+		/* KVM: a live slot's address cannot change, only its flags */
+		if (r->memory_size && fake_slot[r->slot].memory_size &&
+		    fake_slot[r->slot].userspace_addr != r->userspace_addr)
+			return -EINVAL;
+		fake_slot[r->slot] = *r;
+		return 0;
+	}
+	if (req == KVM_ENABLE_CAP) {
+		fake_quirks_disabled |= ((struct kvm_enable_cap *)arg)->args[0];
+		return 0;
+	}
+	if (req == KVM_GET_DIRTY_LOG) {
+		struct kvm_dirty_log *l = arg;
+
+		fake_dirty_calls++;
+		memset(l->dirty_bitmap, 0, 512 / 8);
+		((uint64_t *)l->dirty_bitmap)[0] = 1;  /* page 0 of each slot written */
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+static void memslots_init(struct memslots *ms, uint8_t *ram, uint64_t bytes, enum promote_path want,
+			  int nr_memslots, uint64_t quirks2, bool keep_quirk, int expect_rc)
+{
+	struct memslot_caps caps = { .nr_memslots = nr_memslots, .quirks2 = quirks2 };
+	char err[256] = "";
+	int rc;
+
+	memset(fake_slot, 0, sizeof(fake_slot));
+	fake_quirks_disabled = 0;
+	memset(ms, 0, sizeof(*ms));
+	ms->ioctl_fn = fake_kvm_ioctl;
+	rc = memslots__init(ms, 3, ram, bytes, 0, want, &caps, keep_quirk, err, sizeof(err));
+	CHECKF(rc == expect_rc, "memslots__init: %d (%s), want %d", rc, err, expect_rc);
+	if (rc)
+		CHECKF(strstr(err, "memslots") != NULL, "error '%s'", err);
+}
+
+/* issue 9: per-region memslots: which path runs and why, switches, accessors across regions,
+ * dirty logs of switched regions. */
+static void test_memslots(void)
+{
+	enum { R = 2u << 20 };
+	uint8_t *ram = aligned_alloc(R, 2 * R), *direct = aligned_alloc(R, R);
+	uint8_t out[32];
+	uint64_t bitmap[2 * 8];
+	struct memslots ms;
+	char err[256];
+
+	CHECK(ram && direct);
+	memset(ram, 'w', 2 * R);
+	memset(direct, 'd', R);
+
+	/* Which path runs: */
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_AUTO, 509, 0x5ff, false, 0);
+	CHECK(ms.path == PROMOTE_PATH_MEMSLOT && ms.zap_all_quirk_off && fake_quirks_disabled == (1u << 7));
+	CHECK(strstr(ms.why, "disabled") != NULL);
+	memslots__destroy(&ms);
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_AUTO, 509, 0x7f, false, 0);   /* kernel < 6.12 */
+	CHECK(ms.path == PROMOTE_PATH_REMAP && strstr(ms.why, "cannot disable") && fake_slot[0].memory_size == 2 * R);
+	memslots__destroy(&ms);
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_AUTO, 509, 0x5ff, true, 0);    /* simulated */
+	CHECK(ms.path == PROMOTE_PATH_REMAP && strstr(ms.why, "kept on") && !fake_quirks_disabled);
+	memslots__destroy(&ms);
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_AUTO, 2, 0x5ff, false, 0);      /* too few slots */
+	CHECK(ms.path == PROMOTE_PATH_REMAP && strstr(ms.why, "more memslots"));
+	memslots__destroy(&ms);
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_MEMSLOT, 2, 0x5ff, false, -EINVAL);
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_MEMSLOT, 509, 0, false, 0);      /* forced, zap-all */
+	CHECK(ms.path == PROMOTE_PATH_MEMSLOT && !ms.zap_all_quirk_off && strstr(ms.why, "zaps every"));
+	memslots__destroy(&ms);
+	CHECK(promote_path__parse("memslot") == PROMOTE_PATH_MEMSLOT && promote_path__parse("x") == -1);
+
+	/* Switches: region 0 on the window, region 1 on its "block"; back and forth. */
+	memslots_init(&ms, ram, 2 * R, PROMOTE_PATH_MEMSLOT, 509, 0x5ff, false, 0);
+	CHECK(memslots__serve(&ms, 0, ram) == 0 && memslots__serve(&ms, 1, ram + R) == 0);
+	CHECK(fake_slot[1].userspace_addr == (uintptr_t)(ram + R) && fake_slot[1].guest_phys_addr == R);
+	CHECK(memslots__serve(&ms, 1, direct) == 0 && fake_slot[1].userspace_addr == (uintptr_t)direct);
+	CHECK(memslots__gpa_ptr(&ms, R + 5, 8) == direct + 5);
+	CHECK(memslots__gpa_ptr(&ms, R - 4, 8) == NULL);          /* window | block: not side by side */
+	CHECK(memslots__read(&ms, R - 4, out, 8) == 0 && !memcmp(out, "wwwwdddd", 8));
+	CHECK(memslots__write(&ms, R - 2, "ABCD", 4) == 0 && ram[R - 1] == 'B' && direct[0] == 'C' &&
+	      direct[1] == 'D' && ram[R] == 'w');
+	CHECK(memslots__read(&ms, 2 * R - 4, out, 8) == -EFAULT);
+	/* A failed create puts the old slot back. */
+	fake_fail_create = 1;
+	CHECK(memslots__serve(&ms, 1, ram + R) == -ENOMEM);
+	CHECK(ms.hva[1] == direct && fake_slot[1].userspace_addr == (uintptr_t)direct && fake_slot[1].memory_size == R);
+	/* Dirty logs: a switched region counts as all dirty once, then KVM's log again. */
+	CHECK(memslots__set_flags(&ms, KVM_MEM_LOG_DIRTY_PAGES, err, sizeof(err)) == 0);
+	CHECK(fake_slot[0].flags == KVM_MEM_LOG_DIRTY_PAGES && fake_slot[1].flags == KVM_MEM_LOG_DIRTY_PAGES);
+	CHECK(memslots__serve(&ms, 1, ram + R) == 0 && fake_slot[1].flags == KVM_MEM_LOG_DIRTY_PAGES);
+	CHECK(memslots__get_dirty(&ms, bitmap, err, sizeof(err)) == 0 && fake_dirty_calls == 2);
+	CHECK(bitmap[0] == 1 && bitmap[7] == 0 && bitmap[8] == UINT64_MAX && bitmap[15] == UINT64_MAX);
+	CHECK(memslots__get_dirty(&ms, bitmap, err, sizeof(err)) == 0 && bitmap[8] == 1 && bitmap[15] == 0);
+	memslots__destroy(&ms);
+	free(ram);
+	free(direct);
 }
 
 /* issue 13: the pause statistics keep stop latency and held time apart (no vCPUs: no KVM needed) */
@@ -290,7 +416,8 @@ static void test_utf8(void)
 
 int main(int argc, char **argv)
 {
-	test_gpa_ptr();
+	test_guest_access();
+	test_memslots();
 	test_utf8();
 	test_sizes();
 	test_workloads();

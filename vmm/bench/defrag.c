@@ -24,6 +24,7 @@ static const char bench_defrag__usage[] =
 "  --seed N          layout seed (default 7)\n"
 "  --slack SIZE|N%   pool slack (default 6%)\n"
 "  --cpus N          vCPUs running GUPS (default 1)\n"
+BENCH_GUEST_USAGE_MEMSLOTS
 "  --algo A          planned, linux or both (default both)\n"
 "  --max-pause-us N  pause budget per defrag step (default 1000)\n"
 "  --gups-ms MS      length of each GUPS measurement window (default 1000)\n"
@@ -50,6 +51,7 @@ static const char bench_gups__usage[] =
 "  --seed N          layout seed (default 7)\n"
 "  --slack SIZE|N%   pool slack (default 6%)\n"
 "  --cpus N          vCPUs running GUPS (default 1)\n"
+BENCH_GUEST_USAGE_MEMSLOTS
 "  --gups-ms MS      measurement window; GUPS is the median of 3 (default 1000)\n"
 "  --json            machine-readable result on stdout\n";
 

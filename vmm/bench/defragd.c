@@ -24,6 +24,7 @@ static const char bench_defragd__usage[] =
 "  --seed N            layout seed (default 7)\n"
 "  --slack SIZE|N%     pool slack (default 6%)\n"
 "  --cpus N            vCPUs running GUPS (default 1)\n"
+BENCH_GUEST_USAGE_MEMSLOTS
 "  --seconds S         length of each window, from boot (default 10)\n"
 "  --proactiveness N   defragd's proactiveness (default 100)\n"
 "  --max-mbps N        defragd's copy-rate budget in MB/s, 0 = unlimited (default: defragd's, 6)\n"

@@ -36,6 +36,17 @@ int bench_guest__parse(struct bench_guest *g, int opt, const char *arg)
 			return -EINVAL;
 		g->cpus = (uint32_t)v;
 		return 0;
+	case BENCH_OPT_PROMOTE_PATH: {
+		int p = promote_path__parse(arg);
+
+		if (p < 0)
+			return -EINVAL;
+		g->promote_path = (enum promote_path)p;
+		return 0;
+	}
+	case BENCH_OPT_KEEP_ZAP_QUIRK:
+		g->keep_zap_quirk = true;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -90,6 +101,8 @@ int bench_guest__run_options(const struct bench_guest *g, const char *workload, 
 		return -EINVAL;
 	ro->mem_bytes = g->mem_bytes;
 	ro->cpus = g->cpus;
+	ro->promote_path = g->promote_path;
+	ro->keep_zap_quirk = g->keep_zap_quirk;
 	ro->aging.age = g->age;
 	ro->aging.seed = g->seed;
 	ro->json = true; /* guest console to stderr */

@@ -6,16 +6,20 @@
 #include <stdint.h>
 #include "vmm/run.h"
 
-/* The guest every benchmark boots: size, layout, vCPUs (--mem --age --seed --slack --cpus). */
+/* The guest every benchmark boots: size, layout, vCPUs, memslots (--mem --age --seed --slack
+ * --cpus --promote-path --keep-zap-quirk). */
 struct bench_guest {
 	uint64_t mem_bytes;
 	double age;
 	uint64_t seed;
 	char slack[32];
 	uint32_t cpus;
+	enum promote_path promote_path;
+	bool keep_zap_quirk;
 };
 
 enum { BENCH_OPT_MEM = 0x100, BENCH_OPT_AGE, BENCH_OPT_SEED, BENCH_OPT_SLACK, BENCH_OPT_CPUS,
+       BENCH_OPT_PROMOTE_PATH, BENCH_OPT_KEEP_ZAP_QUIRK,
        BENCH_OPT_OWN /* a benchmark's own options start here */ };
 
 #define BENCH_GUEST_LONGOPTS \
@@ -23,7 +27,14 @@ enum { BENCH_OPT_MEM = 0x100, BENCH_OPT_AGE, BENCH_OPT_SEED, BENCH_OPT_SLACK, BE
 	{ "age", required_argument, NULL, BENCH_OPT_AGE }, \
 	{ "seed", required_argument, NULL, BENCH_OPT_SEED }, \
 	{ "slack", required_argument, NULL, BENCH_OPT_SLACK }, \
-	{ "cpus", required_argument, NULL, BENCH_OPT_CPUS }
+	{ "cpus", required_argument, NULL, BENCH_OPT_CPUS }, \
+	{ "promote-path", required_argument, NULL, BENCH_OPT_PROMOTE_PATH }, \
+	{ "keep-zap-quirk", no_argument, NULL, BENCH_OPT_KEEP_ZAP_QUIRK }
+
+#define BENCH_GUEST_USAGE_MEMSLOTS \
+	"  --promote-path P  auto (default), memslot or remap: how a promoted region\n" \
+	"                    reaches the guest (see `vmcompact run --help`)\n" \
+	"  --keep-zap-quirk  leave KVM_X86_QUIRK_SLOT_ZAP_ALL on: auto falls back to remap\n"
 
 /* One of BENCH_GUEST_LONGOPTS: 0, or -EINVAL for a bad value. */
 int bench_guest__parse(struct bench_guest *g, int opt, const char *arg);

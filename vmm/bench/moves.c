@@ -28,6 +28,7 @@ static const char bench_moves__usage[] =
 "Options:\n"
 "  --mem SIZE              guest RAM (default 256M: fits vm.max_map_count 65530 at --age 0.9)\n"
 "  --cpus N                vCPUs, each running verify:forever on its slice (default 2)\n"
+BENCH_GUEST_USAGE_MEMSLOTS
 "  --age FRACTION          initial aged layout (default 0.9)\n"
 "  --seed N                layout and scatter seed (default 7)\n"
 "  --slack SIZE|N%         pool slack (default 6%)\n"

@@ -80,31 +80,6 @@ int snap_vcpu__load(int fd, const struct snap_vcpu *s, char *err, size_t errlen)
 	return 0;
 }
 
-int snap_dirty__set_flags(int vm_fd, void *hva, uint64_t size, uint32_t flags, char *err, size_t errlen)
-{
-	struct kvm_userspace_memory_region r = {
-		.slot = 0, .flags = flags, .guest_phys_addr = 0, .memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)hva,
-	};
-
-	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r)) {
-		snprintf(err, errlen, "snapshot: memslot flags 0x%x: %s", flags, strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-int snap_dirty__get(int vm_fd, uint64_t *bitmap, char *err, size_t errlen)
-{
-	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
-
-	if (ioctl(vm_fd, KVM_GET_DIRTY_LOG, &log)) {
-		snprintf(err, errlen, "snapshot: KVM_GET_DIRTY_LOG: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
 uint32_t snap_dirty__regions(const uint64_t *bitmap, uint32_t nr_regions, uint8_t *sel)
 {
 	uint32_t n = 0;

@@ -11,11 +11,6 @@ int snap_vcpu__save(int vcpu_fd, uint32_t id, struct snap_vcpu *s, char *err, si
 /* Before the vCPU first runs: sregs, regs, FPU, MSRs as saved. */
 int snap_vcpu__load(int vcpu_fd, const struct snap_vcpu *s, char *err, size_t errlen);
 
-/* Re-register memslot 0 (GPA 0, size bytes at hva) with these flags, e.g. adding or dropping
- * KVM_MEM_LOG_DIRTY_PAGES on a running VM. */
-int snap_dirty__set_flags(int vm_fd, void *hva, uint64_t size, uint32_t flags, char *err, size_t errlen);
-/* KVM_GET_DIRTY_LOG of memslot 0 (one bit per 4 KiB page; returns and clears). */
-int snap_dirty__get(int vm_fd, uint64_t *bitmap, char *err, size_t errlen);
 /* Regions (2 MiB) with a dirty page: sel[r] = 1. Returns how many. */
 uint32_t snap_dirty__regions(const uint64_t *bitmap, uint32_t nr_regions, uint8_t *sel);
 

@@ -152,8 +152,7 @@ static void glue__release(struct run_ctx *ctx)
 /* --live: memory written while the guest runs, under KVM's dirty log. */
 static int glue__live_pass(struct run_ctx *ctx, struct snap_writer *w, char *err, size_t errlen)
 {
-	int ret = snap_dirty__set_flags(ctx->vm.fd, ctx->ram, ctx->vm.ram_bytes,
-					ctx->vm.memslot_flags | KVM_MEM_LOG_DIRTY_PAGES, err, errlen);
+	int ret = memslots__set_flags(&ctx->vm.slots, ctx->vm.memslot_flags | KVM_MEM_LOG_DIRTY_PAGES, err, errlen);
 
 	if (!ret)
 		ret = snap_writer__write_regions(w, NULL, err, errlen);
@@ -171,7 +170,7 @@ static int glue__live_rewrite(struct run_ctx *ctx, struct snap_writer *w, char *
 	if (ret)
 		snprintf(err, errlen, "snapshot: out of memory for the dirty log");
 	if (!ret)
-		ret = snap_dirty__get(ctx->vm.fd, bitmap, err, errlen);
+		ret = memslots__get_dirty(&ctx->vm.slots, bitmap, err, errlen);
 	if (!ret) {
 		snap_dirty__regions(bitmap, nr_regions, sel);
 		/* KVM logs the guest's writes only; the VMM writes hypercall results, reports and the
@@ -233,7 +232,7 @@ static int glue__save(struct run_ctx *ctx, const char *path, bool live, bool lay
 		pause_ns = mm__now_ns() - t_pause;
 	}
 	if (live) /* dirty logging off again, whatever happened */
-		snap_dirty__set_flags(ctx->vm.fd, ctx->ram, ctx->vm.ram_bytes, ctx->vm.memslot_flags, NULL, 0);
+		memslots__set_flags(&ctx->vm.slots, ctx->vm.memslot_flags, NULL, 0);
 	pthread_mutex_unlock(&ctx->mm.lock);
 	if (!ret)
 		*result = glue__result(&w, path, live, pause_ns);

@@ -72,6 +72,21 @@ struct json_object *json__fixed(double v, int decimals)
 	return json_object_new_double_s(v, buf);
 }
 
+char *json__qmp_command(const char *command, struct json_object *args, int64_t id, size_t *len)
+{
+	struct json_object *req = json_object_new_object();
+	char *line;
+
+	json_object_object_add(req, "execute", json_object_new_string(command));
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	if (id >= 0)
+		json_object_object_add(req, "id", json_object_new_int64(id));
+	line = json__line(req, len);
+	json_object_put(req);
+	return line;
+}
+
 char *json__line(struct json_object *o, size_t *len)
 {
 	const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

@@ -17,6 +17,10 @@ struct json_object *json__fixed(double v, int decimals);
 /* The object as one compact line ending in '\n' (malloc'd; *len without the NUL). NULL: no memory. */
 char *json__line(struct json_object *o, size_t *len);
 
+/* A QMP command line: {"execute":command, "arguments":args, "id":id} and '\n' (args is taken,
+ * may be NULL; id < 0: no id). malloc'd, *len without the NUL; NULL: no memory. */
+char *json__qmp_command(const char *command, struct json_object *args, int64_t id, size_t *len);
+
 /* n bytes of well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
 bool json__utf8_valid(const void *s, size_t n);
 /* Every string and key in o is well-formed UTF-8 (no overlong forms, surrogates, > U+10FFFF). */

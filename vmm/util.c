@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 #include "vmm/util.h"
 
 static uint64_t process_start_ns;
@@ -122,4 +123,21 @@ const char *util__human_bytes(uint64_t b, char *buf, size_t len)
 	else
 		snprintf(buf, len, v < 10 && v != floor(v) ? "%.1f%c" : "%.0f%c", v, units[u]);
 	return buf;
+}
+
+int util__send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
 }

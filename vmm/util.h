@@ -14,6 +14,8 @@ uint64_t util__now_ns(void);             /* CLOCK_MONOTONIC */
 uint64_t util__process_start_ns(void);   /* CLOCK_MONOTONIC taken before main() */
 
 /* "64M", "1G", "4096", "2k": K/M/G/T suffixes (powers of 1024, optional trailing B/iB). */
+/* Send all of buf on a socket (EINTR retried, no SIGPIPE). 0 or -errno. */
+int util__send_all(int fd, const void *buf, size_t len);
 int util__parse_size(const char *s, uint64_t *out);
 /* Decimal unsigned integer, optional K/M/G suffix (powers of 1000). */
 int util__parse_count(const char *s, uint64_t *out);

@@ -211,7 +211,7 @@ static void test_qmp_reply(void)
 	CHECK(qemu_qmp__parse_reply("{\"QMP\":{}}", &ret, err, sizeof(err)) == -EPROTO);
 	CHECK(qemu_qmp__parse_reply("not json", &ret, err, sizeof(err)) == -EPROTO);
 	text = qemu_qmp__command_text("qom-get", json_tokener_parse("{\"path\":\"/objects/m0\"}"));
-	CHECK(text && !strcmp(text, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"\\/objects\\/m0\"}}"));
+	CHECK(text && !strcmp(text, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/objects/m0\"}}"));
 	free(text);
 }
 

@@ -145,40 +145,26 @@ fail:
 int qmp_client__execute(struct qmp_client *c, const char *command, struct json_object *args,
 			struct json_object **ret, char *err, size_t errlen)
 {
-	struct json_object *req = json_object_new_object(), *msg, *v;
+	struct json_object *msg, *v;
 	uint64_t id = c->next_id++;
-	size_t len, off = 0;
+	size_t len;
 	char *line;
 	int r;
 
 	*ret = NULL;
 	c->error_class[0] = '\0';
-	json_object_object_add(req, "execute", json_object_new_string(command));
-	if (args)
-		json_object_object_add(req, "arguments", args);
-	json_object_object_add(req, "id", json_object_new_uint64(id));
 	/* One write: the server may act (e.g. stop and close) as soon as the object is complete. */
-	r = asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
-	json_object_put(req);
-	if (r < 0) {
+	line = json__qmp_command(command, args, (int64_t)id, &len);
+	if (!line) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	len = (size_t)r;
-	while (off < len) {
-		ssize_t w = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot send to %s: %s", c->path, strerror(errno));
-			free(line);
-			return r;
-		}
-		off += (size_t)w;
-	}
+	r = util__send_all(c->fd, line, len);
 	free(line);
+	if (r) {
+		snprintf(err, errlen, "cannot send to %s: %s", c->path, strerror(-r));
+		return r;
+	}
 
 	for (;;) {
 		r = qmp_client__read(c, c->timeout_ms, &msg, err, errlen);

@@ -9,7 +9,9 @@
 
 #include <json-c/json.h>
 
+#include "vmm/json.h"
 #include "vmm/qemu/qmp.h"
+#include "vmm/util.h"
 
 #define QMP_DEFAULT_TIMEOUT_MS 10000
 
@@ -113,14 +115,11 @@ fail:
 
 char *qemu_qmp__command_text(const char *command, struct json_object *args)
 {
-	struct json_object *req = json_object_new_object();
-	char *text;
+	size_t len;
+	char *text = json__qmp_command(command, args, -1, &len);
 
-	json_object_object_add(req, "execute", json_object_new_string(command));
-	if (args)
-		json_object_object_add(req, "arguments", args);
-	text = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
-	json_object_put(req);
+	if (text)
+		text[len - 1] = '\0';  /* libvirt takes the object without the newline */
 	return text;
 }
 
@@ -159,47 +158,27 @@ int qemu_qmp__parse_reply(const char *text, struct json_object **ret, char *err,
 	return r;
 }
 
-static int qmp__send(struct qemu_qmp *q, const char *line, char *err, size_t errlen)
-{
-	size_t len = strlen(line), off = 0;
-
-	while (off < len) {
-		ssize_t w = send(q->fd, line + off, len - off, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			snprintf(err, errlen, "cannot send to %s: %s", q->path, strerror(errno));
-			return -errno;
-		}
-		off += (size_t)w;
-	}
-	return 0;
-}
-
 int qemu_qmp__execute(struct qemu_qmp *q, const char *command, struct json_object *args,
 		      struct json_object **ret, char *err, size_t errlen)
 {
-	struct json_object *req = json_object_new_object(), *msg, *v;
+	struct json_object *msg, *v;
 	uint64_t id = q->next_id++;
+	size_t len;
 	char *line;
 	int r;
 
 	*ret = NULL;
-	json_object_object_add(req, "execute", json_object_new_string(command));
-	if (args)
-		json_object_object_add(req, "arguments", args);
-	json_object_object_add(req, "id", json_object_new_uint64(id));
-	r = asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
-	json_object_put(req);
-	if (r < 0) {
+	line = json__qmp_command(command, args, (int64_t)id, &len);
+	if (!line) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	r = qmp__send(q, line, err, errlen);
+	r = util__send_all(q->fd, line, len);
 	free(line);
-	if (r < 0)
+	if (r) {
+		snprintf(err, errlen, "cannot send to %s: %s", q->path, strerror(-r));
 		return r;
+	}
 	for (;;) {
 		r = qmp__read(q, &msg, err, errlen);
 		if (r < 0)

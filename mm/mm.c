@@ -476,6 +476,10 @@ void mm__stat(struct mm *mm, struct mm_stat *st)
 	for (int o = 0; o < FRAME_OWNERS; o++)
 		st->frames_owned[o] = m->nr_owned[o];
 	st->vmas = mm->win.nr_vmas;
+	st->view_attached = mm->view != NULL;
+	st->view = mm->view_stats;
+	for (uint32_t r = 0; mm->region_view && r < mm->map.nr_regions; r++)
+		st->regions_direct += mm->region_view[r] & MM_VIEW_DIRECT;
 	st->huge_blocks = mm->pool.nr_huge_blocks;
 	st->huge_exact = mm->pool.huge_exact;
 	st->metadata_bytes = mm__metadata_bytes(m->nr_gpfns, m->nr_frames);

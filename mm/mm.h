@@ -140,6 +140,9 @@ struct mm_stat {
 	unsigned frag_score;           /* 0..100 */
 	uint64_t frames_owned[FRAME_OWNERS];
 	uint64_t vmas;                 /* window mappings */
+	bool view_attached;            /* regions served per memslot (promote path "memslot") */
+	uint32_t regions_direct;       /* ... of which served straight from the direct map */
+	struct mm_view_stats view;
 	uint64_t huge_blocks;          /* pool blocks that are host huge pages */
 	uint64_t metadata_bytes;       /* buddy + gpamap + pool/window/mm arrays */
 	enum pool_backing backing;

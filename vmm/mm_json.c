@@ -80,6 +80,9 @@ struct json_object *mm_json__stat(const struct mm_stat *st, const struct kvm_pag
 	json__add_u64(o, "metadata_bytes", st->metadata_bytes);
 	json__add(o, "metadata_fraction", json__fixed(st->guest_bytes ? (double)st->metadata_bytes / st->guest_bytes : 0, 5));
 	json__add_u64(o, "vmas", st->vmas);
+	json__add_str(o, "promote_path", st->view_attached ? "memslot" : "remap");
+	json__add_u64(o, "regions_direct", st->regions_direct);
+	json__add_u64(o, "memslot_switches", st->view.switches);
 
 	t = json_object_new_object();
 	json__add_u64(t, "total", st->nr_regions);

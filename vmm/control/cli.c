@@ -278,6 +278,9 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 		printf("%-22s %s\n", "kvm pages", "not available");
 	}
 	printf("%-22s %llu\n", "vmas", (unsigned long long)json_path_u64(mem, "vmas"));
+	printf("%-22s %s (%llu regions served from the direct map, %llu memslot switches)\n", "promote path",
+	       json_path_string(mem, "promote_path", "?"), (unsigned long long)json_path_u64(mem, "regions_direct"),
+	       (unsigned long long)json_path_u64(mem, "memslot_switches"));
 	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)json_path_u64(mem, "huge_blocks"));
 	printf("%-22s %s\n", "metadata", util__human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
 	t = json_path(mem, "frames");

@@ -44,6 +44,7 @@ int mm_layout__export(const struct mm *mm, struct mm_layout *l, char *err, size_
 		case FRAME_GUEST: l->frame_tag[f] = gpamap__gpfn(m, f); break;
 		case FRAME_BALLAST_MOVABLE: l->frame_tag[f] = MM_LAYOUT_MOVABLE; break;
 		case FRAME_BALLAST_UNMOVABLE: l->frame_tag[f] = MM_LAYOUT_UNMOVABLE; break;
+		case FRAME_ABSENT: l->frame_tag[f] = MM_LAYOUT_ABSENT; break;
 		default:
 			mm__set_msg(err, errlen, "layout: frame %u is in transit (a defrag step is running)", f);
 			mm_layout__free(l);
@@ -74,6 +75,13 @@ int mm_layout__check(const struct mm_layout *l, char *err, size_t errlen)
 
 		if (t == MM_LAYOUT_FREE || t == MM_LAYOUT_MOVABLE || t == MM_LAYOUT_UNMOVABLE)
 			continue;
+		if (t == MM_LAYOUT_ABSENT) {
+			if (l->frame_tag[f & ~(frame_t)(MM_PAGEBLOCK_FRAMES - 1)] != MM_LAYOUT_ABSENT) {
+				mm__set_msg(err, errlen, "layout: frame %u is absent, its block is not", f);
+				ret = -EINVAL;
+			}
+			continue;
+		}
 		if (t >= l->nr_gpfns || (seen[t / 8] >> (t % 8) & 1)) {
 			mm__set_msg(err, errlen, "layout: frame %u holds %s guest page %u", f,
 				    t >= l->nr_gpfns ? "nonexistent" : "an already placed", t);
@@ -137,6 +145,8 @@ int mm_layout__place(struct buddy *b, struct gpamap *m, const struct mm_layout *
 			gpamap__set_owner(m, f, FRAME_BALLAST_MOVABLE);
 		else if (t == MM_LAYOUT_UNMOVABLE)
 			gpamap__set_owner(m, f, FRAME_BALLAST_UNMOVABLE);
+		else if (t == MM_LAYOUT_ABSENT)
+			gpamap__set_owner(m, f, FRAME_ABSENT);
 		else if (t != MM_LAYOUT_FREE)
 			gpamap__bind(m, t, f);
 	}

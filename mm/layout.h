@@ -9,6 +9,7 @@
 #define MM_LAYOUT_FREE 0xffffffffu
 #define MM_LAYOUT_MOVABLE 0xfffffffeu    /* another tenant's movable page */
 #define MM_LAYOUT_UNMOVABLE 0xfffffffdu  /* another tenant's pinned page */
+#define MM_LAYOUT_ABSENT 0xfffffffcu     /* frame space of a block given back to the host (elastic pool) */
 
 struct mm_layout {
 	uint32_t nr_gpfns, nr_frames, nr_pageblocks;
@@ -27,7 +28,8 @@ int mm_layout__export(const struct mm *mm, struct mm_layout *l, char *err, size_
 int mm_layout__check(const struct mm_layout *l, char *err, size_t errlen);
 /*
  * Like aging__place, but from a saved layout: bind every guest page and ballast frame as l says,
- * take exactly those frames from the buddy allocator, set the pageblock migratetypes. Needs a fresh
+ * take exactly those frames from the buddy allocator (absent ones too: mm__create then gives those
+ * blocks back), set the pageblock migratetypes. Needs a fresh
  * buddy and gpamap of l's sizes. The buddy's free set then equals the saved one, so buddyinfo and
  * pagetypeinfo's pageblock counts do too.
  */

@@ -220,6 +220,15 @@ err_buddy:
 	return ret;
 }
 
+/* A replayed layout may say some blocks were given back to the host: give them back now. */
+static void mm__drop_absent_blocks(struct mm *mm)
+{
+	for (uint32_t b = 0; b < mm->pool.nr_blocks; b++)
+		if (pool__block_present(&mm->pool, b) &&
+		    gpamap__owner(&mm->map, (frame_t)b << MM_PAGEBLOCK_ORDER) == FRAME_ABSENT)
+			pool__block_drop(&mm->pool, b);
+}
+
 /* Frame space for borrowed blocks comes after the pool; it starts absent. */
 static int mm__reserve_borrow_frames(struct mm *mm, const struct mm_sizes *sz, char *err, size_t errlen)
 {
@@ -359,6 +368,7 @@ int mm__create(struct mm *mm, const struct mm_config *cfg, char *err, size_t err
 	ret = mm__create_pool(mm, &sz, err, errlen);
 	if (ret)
 		goto err_map;
+	mm__drop_absent_blocks(mm);
 	ret = mm__create_window(mm, err, errlen);
 	if (ret)
 		goto err_pool;

@@ -110,12 +110,13 @@ static void restore(const char *path, bool use_layout, struct mm *out, struct mm
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
+	/* with frame space to borrow: the blocks beyond the pool are absent, and the layout says so */
 	struct mm_config cfg = { .guest_bytes = GUEST, .slack_bytes = GUEST * 6 / 100, .prefault = true,
-				 .aging = AGING_DEFAULTS };
+				 .borrow_capacity_bytes = GUEST / 4, .aging = AGING_DEFAULTS };
 	struct snap_write_stats ws;
 	struct mm_stat st0, st1, st2;
 	struct mm mm, lin, lay;
-	uint64_t touched;
+	uint64_t touched, present;
 	uint32_t nr_frames;
 	uint8_t *owner;
 	gpfn_t *gpfn;
@@ -135,6 +136,8 @@ int main(int argc, char **argv)
 	create(&mm, &cfg, "aged");
 	touched = fill(&mm);
 	mm__stat(&mm, &st0);
+	present = pool__present_bytes(&mm.pool);
+	CHECK(st0.frames_owned[FRAME_ABSENT] == (GUEST / 4) / 4096);
 	printf("%s: aged 256 MiB guest: backing_2m %.3f, %" PRIu64 " VMAs, %" PRIu64 " pages touched\n", dir,
 	       st0.backing_2m, st0.vmas, touched);
 	if (snapshot__write(&mm, path, true, NULL, 0, &ws, err, sizeof(err)))
@@ -150,6 +153,8 @@ int main(int argc, char **argv)
 	printf("  linear: backing_2m %.3f (pool %s), %" PRIu64 " VMAs\n", st1.backing_2m,
 	       pool_backing__name(lin.pool.backing), st1.vmas);
 	CHECK(st1.regions_in_order == st1.nr_regions);
+	CHECKF(pool__present_bytes(&lin.pool) == present, "linear restore: pool %" PRIu64 " MiB, saved %" PRIu64 " MiB",
+	       pool__present_bytes(&lin.pool) >> 20, present >> 20);
 	if (lin.pool.backing == POOL_BACKING_THP && lin.pool.huge_exact)
 		CHECK(st1.backing_2m == 1.0);
 	else
@@ -173,6 +178,8 @@ int main(int argc, char **argv)
 	printf("  layout: backing_2m %.3f (saved %.3f), %" PRIu64 " VMAs\n", st2.backing_2m, st0.backing_2m, st2.vmas);
 	same_buddyinfo(&st0, &st2);
 	CHECK(lay.map.nr_frames == nr_frames);
+	CHECKF(pool__present_bytes(&lay.pool) == present, "layout restore: pool %" PRIu64 " MiB, saved %" PRIu64 " MiB",
+	       pool__present_bytes(&lay.pool) >> 20, present >> 20);
 	for (frame_t f = 0; f < nr_frames; f++) {
 		CHECK(owner[f] == (uint8_t)gpamap__owner(&lay.map, f));
 		CHECK(gpfn[f] == gpamap__gpfn(&lay.map, f));

@@ -270,7 +270,7 @@ int snap__layout_check(const struct snap_header *h, const void *sec, uint64_t le
 	for (uint32_t f = 0; f < nr_frames && !ret; f++) {
 		uint32_t t = tag[f];
 
-		if (t == SNAP_TAG_FREE || t == SNAP_TAG_MOVABLE || t == SNAP_TAG_UNMOVABLE)
+		if (t == SNAP_TAG_FREE || t == SNAP_TAG_MOVABLE || t == SNAP_TAG_UNMOVABLE || t == SNAP_TAG_ABSENT)
 			continue;
 		if (t >= nr_gpfns || seen[t / 8] >> (t % 8) & 1) {
 			snprintf(err, errlen, "snapshot: layout frame %u holds %s guest page %u", f,

@@ -12,7 +12,7 @@
  *   [0, 4096)            header (struct snap_header, zero-padded to 4096 bytes)
  *   [vcpu_off, +len)     vCPU section: nr_vcpus × struct snap_vcpu (KVM regs, sregs, fpu, MSRs)
  *   [layout_off, +len)   optional layout section (flag SNAP_F_LAYOUT): struct snap_layout_hdr, then
- *                        nr_frames × u32 frame tags (GPFN, or SNAP_TAG_* for free/ballast), then
+ *                        nr_frames × u32 frame tags (GPFN, or SNAP_TAG_* for free/ballast/absent), then
  *                        nr_pageblocks × u8 migratetypes, zero-padded to 4 KiB
  *   [table_off, +len)    region table: nr_regions × struct snap_region
  *   [data_off, ...)      memory records: region r (2 MiB of guest-physical memory at GPA r × 2 MiB)
@@ -55,6 +55,7 @@ enum snap_flags {
 #define SNAP_TAG_FREE 0xffffffffu
 #define SNAP_TAG_MOVABLE 0xfffffffeu
 #define SNAP_TAG_UNMOVABLE 0xfffffffdu
+#define SNAP_TAG_ABSENT 0xfffffffcu    /* a block given back to the host (elastic pool) */
 
 struct snap_header {
 	char magic[8];             /* SNAP_MAGIC */

@@ -164,6 +164,15 @@ int snap_file__mm_config(const struct snap_file *f, bool use_layout, struct mm_c
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->guest_bytes = h->guest_bytes;
 	cfg->slack_bytes = h->pool_bytes - h->guest_bytes;
+	if (f->has_layout && !use_layout) {
+		/* pool_bytes is the saved frame space, borrowable blocks included: a linear restore
+		 * gets the blocks that were present */
+		uint64_t absent = 0;
+
+		for (uint32_t i = 0; i < f->layout.nr_frames; i++)
+			absent += f->layout.frame_tag[i] == MM_LAYOUT_ABSENT;
+		cfg->slack_bytes -= absent << MM_PAGE_SHIFT;
+	}
 	cfg->aging = (struct aging_config)AGING_DEFAULTS;
 	cfg->aging.ballast = h->ballast;
 	cfg->aging.unmovable = h->unmovable;
@@ -317,7 +326,8 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 	memset(st, 0, sizeof(*st));
 	err[0] = '\0';
 	snprintf(st->io_note, sizeof(st->io_note), "%s", f->io.note);
-	if (mm->cfg.guest_bytes != f->h.guest_bytes || mm->map.nr_frames != f->h.pool_bytes >> MM_PAGE_SHIFT) {
+	if (mm->cfg.guest_bytes != f->h.guest_bytes ||
+	    (mm->cfg.layout && mm->cfg.layout->nr_frames != f->h.pool_bytes >> MM_PAGE_SHIFT)) {
 		snprintf(err, errlen, "snapshot: the mm (%" PRIu64 " MiB guest) was not made for this snapshot (%" PRIu64
 			 " MiB)", mm->cfg.guest_bytes >> 20, f->h.guest_bytes >> 20);
 		return -EINVAL;

@@ -69,6 +69,7 @@ static int glue__prepare(struct run_ctx *ctx, struct mm_config *cfg, char *err, 
 	cfg->slack_bytes = c.slack_bytes;
 	cfg->aging = c.aging;
 	cfg->layout = c.layout;
+	cfg->borrow_capacity_bytes = c.guest_bytes;
 	/* eager: the restore faults the pool in while the records are read; lazy: nothing in the page
 	 * cache, so that every first touch is a userfault */
 	cfg->prefault = false;

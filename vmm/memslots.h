@@ -9,11 +9,12 @@
 #include "mm/view.h"
 
 enum promote_path {
+	PROMOTE_PATH_REMAP,   /* one memslot over the window; promotion remaps the window 2 MiB
+			       * (0: a VM whose owner attaches no mm view gets this) */
 	PROMOTE_PATH_AUTO,    /* memslot where the kernel can drop one slot's entries alone, else remap */
 	PROMOTE_PATH_MEMSLOT, /* one memslot per region, even where a switch zaps every shadow page */
-	PROMOTE_PATH_REMAP,   /* one memslot over the window; promotion remaps the window 2 MiB */
 };
-#define PROMOTE_PATH_COUNT (PROMOTE_PATH_REMAP + 1)
+#define PROMOTE_PATH_COUNT (PROMOTE_PATH_MEMSLOT + 1)
 const char *promote_path__name(enum promote_path p);
 int promote_path__parse(const char *s);   /* -1 if unknown */
 

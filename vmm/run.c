@@ -30,6 +30,7 @@ void run__default_options(struct run_options *o)
 	defrag_request__init(&o->defrag_req);
 	o->proactiveness = DEFRAGD_DEFAULT_PROACTIVENESS;
 	o->defrag_max_mbps = -1;
+	o->promote_path = PROMOTE_PATH_AUTO;
 }
 
 

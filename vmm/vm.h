@@ -22,7 +22,8 @@ struct vm_config {
 	uint64_t ram_bytes;        /* multiple of 2 MiB */
 	uint32_t nr_vcpus;
 	uint32_t memslot_flags;    /* e.g. KVM_MEM_LOG_DIRTY_PAGES */
-	enum promote_path promote_path; /* memslots: one per region (memslot) or one (remap) */
+	enum promote_path promote_path; /* memslots: one per region (memslot, auto: then the caller
+					 * attaches its mm view before vm__start) or one (remap, 0) */
 	bool keep_zap_quirk;       /* leave KVM_X86_QUIRK_SLOT_ZAP_ALL on (tests the fallback) */
 	FILE *console;             /* where guest console lines go (prefixed "guest[N]: ") */
 };

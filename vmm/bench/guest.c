@@ -42,6 +42,7 @@ int bench_guest__parse(struct bench_guest *g, int opt, const char *arg)
 		if (p < 0)
 			return -EINVAL;
 		g->promote_path = (enum promote_path)p;
+		g->promote_path_set = true;
 		return 0;
 	}
 	case BENCH_OPT_KEEP_ZAP_QUIRK:
@@ -101,7 +102,8 @@ int bench_guest__run_options(const struct bench_guest *g, const char *workload, 
 		return -EINVAL;
 	ro->mem_bytes = g->mem_bytes;
 	ro->cpus = g->cpus;
-	ro->promote_path = g->promote_path;
+	if (g->promote_path_set)
+		ro->promote_path = g->promote_path;
 	ro->keep_zap_quirk = g->keep_zap_quirk;
 	ro->aging.age = g->age;
 	ro->aging.seed = g->seed;

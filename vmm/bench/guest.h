@@ -15,6 +15,7 @@ struct bench_guest {
 	char slack[32];
 	uint32_t cpus;
 	enum promote_path promote_path;
+	bool promote_path_set;     /* else run's default (auto) */
 	bool keep_zap_quirk;
 };
 

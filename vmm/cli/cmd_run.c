@@ -20,6 +20,7 @@ struct run_cmd {
 	struct run_ctx ctx;
 	struct control_server ctl;
 	bool ctl_started;
+	sigset_t stopset, oldset;  /* SIGINT/SIGTERM, blocked from the start of cmd_run */
 };
 
 /* Main thread: wait for every vCPU to end; turn signals and the timeout into stop requests. */
@@ -131,17 +132,13 @@ static void run_cmd__report(const struct run_ctx *ctx)
 static int run_cmd__execute(struct run_cmd *rc)
 {
 	struct run_ctx *ctx = &rc->ctx;
-	sigset_t stopset, oldset;
 	char err[1024];
 	int sigfd;
 
 	ctx->exit_code = VMC_EXIT_HOST_ERROR;
-	/* SIGINT/SIGTERM become stop requests; vCPU threads inherit the blocked mask. */
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGINT);
-	sigaddset(&stopset, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stopset, &oldset);
-	sigfd = signalfd(-1, &stopset, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* SIGINT/SIGTERM (blocked since cmd_run began, so one sent during start-up waits here)
+	 * become stop requests; vCPU threads inherit the blocked mask. */
+	sigfd = signalfd(-1, &rc->stopset, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0) {
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
 		goto fail;
@@ -155,7 +152,7 @@ static int run_cmd__execute(struct run_cmd *rc)
 	run__collect(ctx);
 	run_cmd__report(ctx);
 	close(sigfd);
-	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+	pthread_sigmask(SIG_SETMASK, &rc->oldset, NULL);
 	run__teardown(ctx);
 	return ctx->exit_code;
 
@@ -163,7 +160,7 @@ fail:
 	fprintf(stderr, "vmcompact: %s\n", err);
 	if (sigfd >= 0)
 		close(sigfd);
-	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+	pthread_sigmask(SIG_SETMASK, &rc->oldset, NULL);
 	vmm_host__cancel_defrag(&ctx->host);
 	run_cmd__stop_control(rc, "host-error");
 	run__teardown(ctx);
@@ -177,6 +174,10 @@ int cmd_run(int argc, char **argv)
 	int r;
 
 	memset(&rc, 0, sizeof(rc));
+	sigemptyset(&rc.stopset);
+	sigaddset(&rc.stopset, SIGINT);
+	sigaddset(&rc.stopset, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &rc.stopset, &rc.oldset);
 	rc.ctx.t_start_ns = util__process_start_ns();
 	run__default_options(&rc.ctx.opts);
 	rc.ctx.opts.snapshot_ops = &snapshot_run_ops;

@@ -2,9 +2,11 @@
 # fuzz.sh: build the libFuzzer targets (clang, ASan+UBSan) into build-fuzz/ and run each for a time
 # or a number of inputs, one at a time; prints executions and crashes per target.
 #
-#   scripts/fuzz.sh [--time SECONDS | --runs N] [--jobs-dir DIR] [TARGET...]
+#   scripts/fuzz.sh [--time SECONDS | --runs N] [--unit-timeout S] [--jobs-dir DIR] [TARGET...]
 #       TARGET: control cli_replies run_args workload util loader hcall snapshot (default: all)
 #       --time S   per target (default 60); --runs N: stop after N inputs instead
+#       --unit-timeout S: an input running longer is a failure (default 10; raise it on a loaded
+#       machine, where a niced fuzzer can be descheduled for seconds)
 #       new inputs go to DIR/TARGET (default build-fuzz/corpus-new); the committed seed corpus in
 #       tests/fuzz/corpus/TARGET is read, never written; a crash leaves DIR/TARGET-crash-*
 # Exit status: 0 no crash, 1 a target crashed or failed to build, 2 usage.
@@ -12,14 +14,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 limit=(-max_total_time=60)
+unit_timeout=10
 out=build-fuzz/corpus-new
 targets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--time) limit=(-max_total_time="$2"); shift ;;
 	--runs) limit=(-runs="$2"); shift ;;
+	--unit-timeout) unit_timeout="$2"; shift ;;
 	--jobs-dir) out="$2"; shift ;;
-	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
 	-*) echo "fuzz.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	*) targets+=("$1") ;;
 	esac
@@ -43,7 +47,7 @@ for t in "${targets[@]}"; do
 	[ -x "$exe" ] || { echo "fuzz.sh: no target '$t'" >&2; exit 2; }
 	mkdir -p "$out/$t"
 	log="$out/$t.log"
-	"$exe" "${limit[@]}" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+	"$exe" "${limit[@]}" -timeout="$unit_timeout" -rss_limit_mb=4096 -print_final_stats=1 \
 		-artifact_prefix="$out/$t-" "$out/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -21,7 +21,7 @@ a run within a test's own timeout, SIGTERM before the handler is installed) fail
 
 options:
   --mem SIZE        L1 guest RAM, QEMU syntax (4G)
-  --smp N           L1 vCPUs (2)
+  --smp N           L1 vCPUs (1: with 2, the L1 kernel panicked under TCG twice on a loaded host)
   --cpu MODEL       QEMU CPU model (max,-la57: every feature TCG has, AMD vendor, SVM + NPT)
   --rw DIR          also share DIR read-write (repeatable; the repository is always shared)
   --cwd DIR         working directory for COMMAND (the current directory)
@@ -47,7 +47,7 @@ EOF
 }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-mem=4G smp=2 cpu="max,-la57" cwd=$PWD timeout=0 kvm_args="nested=0" kpkg="" verbose=0 tty=0
+mem=4G smp=1 cpu="max,-la57" cwd=$PWD timeout=0 kvm_args="nested=0" kpkg="" verbose=0 tty=0
 cache=${NESTED_KVM_CACHE:-/var/tmp/nested-kvm}
 rw=("$repo")
 while [ $# -gt 0 ]; do

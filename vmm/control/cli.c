@@ -199,6 +199,22 @@ static void stat__index_line(struct json_object *arr, bool extfrag)
 	printf("\n");
 }
 
+/* How KVM maps the guest (its page stats) and how the VMM hands it guest RAM (memslots, window). */
+static void stat__print_kvm(struct json_object *mem, struct json_object *kvm)
+{
+	if (kvm && json_object_is_type(kvm, json_type_object)) {
+		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)json_path_u64(kvm, "pages_4k"));
+		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)json_path_u64(kvm, "pages_2m"));
+		printf("%-22s %llu\n", "kvm pages_1g", (unsigned long long)json_path_u64(kvm, "pages_1g"));
+	} else {
+		printf("%-22s %s\n", "kvm pages", "not available");
+	}
+	printf("%-22s %llu\n", "vmas", (unsigned long long)json_path_u64(mem, "vmas"));
+	printf("%-22s %s (%llu regions served from the direct map, %llu memslot switches)\n", "promote path",
+	       json_path_string(mem, "promote_path", "?"), (unsigned long long)json_path_u64(mem, "regions_direct"),
+	       (unsigned long long)json_path_u64(mem, "memslot_switches"));
+}
+
 static void stat__print(const char *vm, struct json_object *st, struct json_object *mem,
 			struct json_object *pol)
 {
@@ -270,17 +286,7 @@ static void stat__print(const char *vm, struct json_object *st, struct json_obje
 	       (unsigned long long)json_path_u64(mem, "backing_score"));
 	printf("%-22s %5llu   (free memory, as Linux's proactive compaction)\n",
 	       "fragmentation_score", (unsigned long long)json_path_u64(mem, "fragmentation_score"));
-	if (kvm && json_object_is_type(kvm, json_type_object)) {
-		printf("%-22s %llu\n", "kvm pages_4k", (unsigned long long)json_path_u64(kvm, "pages_4k"));
-		printf("%-22s %llu\n", "kvm pages_2m", (unsigned long long)json_path_u64(kvm, "pages_2m"));
-		printf("%-22s %llu\n", "kvm pages_1g", (unsigned long long)json_path_u64(kvm, "pages_1g"));
-	} else {
-		printf("%-22s %s\n", "kvm pages", "not available");
-	}
-	printf("%-22s %llu\n", "vmas", (unsigned long long)json_path_u64(mem, "vmas"));
-	printf("%-22s %s (%llu regions served from the direct map, %llu memslot switches)\n", "promote path",
-	       json_path_string(mem, "promote_path", "?"), (unsigned long long)json_path_u64(mem, "regions_direct"),
-	       (unsigned long long)json_path_u64(mem, "memslot_switches"));
+	stat__print_kvm(mem, kvm);
 	printf("%-22s %llu\n", "host huge blocks", (unsigned long long)json_path_u64(mem, "huge_blocks"));
 	printf("%-22s %s\n", "metadata", util__human_bytes(json_path_u64(mem, "metadata_bytes"), b1, sizeof(b1)));
 	t = json_path(mem, "frames");

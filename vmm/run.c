@@ -250,8 +250,8 @@ static void run__host_request_stop(void *opaque)
 static void run__host_add_status(void *opaque, struct json_object *o)
 {
 	struct run_ctx *ctx = opaque;
-	uint64_t errors = 0, passes = UINT64_MAX, updates = 0;
-	double gups_seconds = 0;
+	uint64_t errors = 0, passes = UINT64_MAX, updates = 0, accesses = 0;
+	double gups_seconds = 0, chase_seconds = 0;
 
 	for (uint32_t i = 0; i < ctx->vm.nr_vcpus; i++) {
 		struct vmc_hc_report r;
@@ -261,6 +261,9 @@ static void run__host_add_status(void *opaque, struct json_object *o)
 		if (r.workload == VMC_WL_GUPS) {
 			updates += r.updates;
 			gups_seconds += run__guest_seconds(ctx, r.tsc_cycles);
+		} else if (r.workload == VMC_WL_CHASE) {
+			accesses += r.accesses;
+			chase_seconds += run__guest_seconds(ctx, r.tsc_cycles);
 		} else if (r.passes < passes) {
 			passes = r.passes;
 		}
@@ -270,6 +273,8 @@ static void run__host_add_status(void *opaque, struct json_object *o)
 	json_object_object_add(o, "min_passes", json_object_new_uint64(passes == UINT64_MAX ? 0 : passes));
 	json_object_object_add(o, "gups_updates", json_object_new_uint64(updates));
 	json_object_object_add(o, "gups_seconds", json_object_new_double(gups_seconds));
+	json_object_object_add(o, "chase_accesses", json_object_new_uint64(accesses));
+	json_object_object_add(o, "chase_seconds", json_object_new_double(chase_seconds));
 	if (vm__all_exited(&ctx->vm)) {
 		/* the final word, in the SHUTDOWN event `vmcompact stop` waits for */
 		int code = vm__exit_code(&ctx->vm);

@@ -55,10 +55,13 @@ check_refused "option '--mem' needs a value" bench startup --mem
 # items 4 and 7: --name is checked up front (exit 2), an over-long one is refused, never cut
 check_refused "at most 64" run --name "$long" --mem 64M
 check_refused "invalid VM name" run --name "bad name" --mem 64M
+check_refused "--promote-path 'fast': need auto, memslot or remap" run --promote-path fast
+check_refused "bad value 'fast' for --promote-path" bench defrag --promote-path fast
 # item 7: demo and bench startup validate before they start a guest process
 check_refused "--mem '3M'" demo --mem 3M
 check_refused "--age '2'" demo --age 2
 check_refused "--seed 'x'" demo --seed x
+check_refused "--workload 'stream'" demo --workload stream
 check_refused "--algo 'turbo'" demo --algo turbo
 check_refused "--mem '3M'" bench startup --mem 3M
 check_refused "--cpus '0'" bench startup --cpus 0

@@ -20,7 +20,8 @@
 
 static const char demo__usage[] =
 "Usage: vmcompact demo [OPTIONS]\n"
-"The main job, in under a minute: launch a guest on an aged pool (vCPU 0 runs GUPS, vCPU 1 the\n"
+"The main job, in under a minute: launch a guest on an aged pool (vCPU 0 runs GUPS or a pointer\n"
+"chase, vCPU 1 the\n"
 "verify integrity oracle), show its fragmentation and GUPS, defragment its backing through the\n"
 "control socket while it keeps running, and show the same figures after, side by side.\n"
 "Exits non-zero if any guest data was lost or a step failed.\n"
@@ -30,13 +31,17 @@ static const char demo__usage[] =
 "                   page and 256M at --age 0.9 fits the default vm.max_map_count)\n"
 "  --age FRACTION   share of 2 MiB regions scattered (default 0.9)\n"
 "  --seed N         layout seed (default 7)\n"
-"  --algo A         planned (default) or linux\n";
+"  --algo A         planned (default) or linux\n"
+"  --workload W     what vCPU 0 measures: gups (default; random updates, whose memory-level\n"
+"                   parallelism hides part of each TLB miss) or chase (dependent random loads:\n"
+"                   every TLB miss is paid, what TLB studies measure)\n";
 
 struct demo_opts {
 	const char *mem;
 	const char *age;
 	const char *seed;
 	const char *algo;
+	const char *workload;      /* gups or chase, on vCPU 0 */
 };
 
 static int demo__check(const struct demo_opts *o, int argc, char **argv, char *err, size_t errlen)
@@ -66,13 +71,17 @@ static int demo__check(const struct demo_opts *o, int argc, char **argv, char *e
 		snprintf(err, errlen, "--algo '%s': need planned or linux", o->algo);
 		return -EINVAL;
 	}
+	if (strcmp(o->workload, "gups") && strcmp(o->workload, "chase")) {
+		snprintf(err, errlen, "--workload '%s': need gups or chase", o->workload);
+		return -EINVAL;
+	}
 	return 0;
 }
 
 /* What the demo reads off the running VM at one point. */
 struct demo_snap {
 	struct json_object *mem;   /* query-memory return */
-	double gups;               /* updates/s over the sampling window */
+	double rate;               /* vCPU 0's updates (gups) or accesses (chase) per second */
 	uint64_t verify_errors;
 	uint64_t passes;
 };
@@ -98,9 +107,12 @@ static pid_t demo__spawn(const struct demo_opts *o, const char *name, int *out_f
 		return -1;
 	}
 	if (pid == 0) {
+		char spec[64];
 		char *argv[] = { exe, "run", "--name", (char *)name, "--mem", (char *)o->mem, "--cpus", "2",
 				 "--age", (char *)o->age, "--seed", (char *)o->seed,
-				 "--workload", "gups:forever+verify:forever", "--json", NULL };
+				 "--workload", spec, "--json", NULL };
+
+		snprintf(spec, sizeof(spec), "%s:forever+verify:forever", o->workload);
 
 		dup2(pfd[1], STDOUT_FILENO);
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the demo */
@@ -132,33 +144,35 @@ static int demo__connect(struct qmp_client *c, const char *name, pid_t child, ch
 	}
 }
 
-static int demo__status(struct qmp_client *c, double *gups_updates, double *gups_secs, uint64_t *errors,
+static int demo__status(struct qmp_client *c, const char *workload, double *ops, double *secs, uint64_t *errors,
 			uint64_t *passes, char *err, size_t errlen)
 {
+	bool chase = !strcmp(workload, "chase");
 	struct json_object *st;
 
 	if (qmp_client__execute(c, "query-status", NULL, &st, err, errlen))
 		return -1;
-	*gups_updates = json_path_double(st, "gups_updates", 0.0);
-	*gups_secs = json_path_double(st, "gups_seconds", 0.0);
+	*ops = json_path_double(st, chase ? "chase_accesses" : "gups_updates", 0.0);
+	*secs = json_path_double(st, chase ? "chase_seconds" : "gups_seconds", 0.0);
 	*errors = json_path_u64(st, "verify_errors");
 	*passes = json_path_u64(st, "min_passes");
 	json_object_put(st);
 	return 0;
 }
 
-/* Read memory stats and measure the guest's GUPS over window_ms. */
-static int demo__snapshot(struct qmp_client *c, unsigned window_ms, struct demo_snap *s, char *err, size_t errlen)
+/* Read memory stats and measure vCPU 0's rate over window_ms. */
+static int demo__snapshot(struct qmp_client *c, const char *workload, unsigned window_ms, struct demo_snap *s,
+			  char *err, size_t errlen)
 {
 	double u0, t0, u1, t1;
 	uint64_t e, p;
 
-	if (demo__status(c, &u0, &t0, &e, &p, err, errlen))
+	if (demo__status(c, workload, &u0, &t0, &e, &p, err, errlen))
 		return -1;
 	usleep(window_ms * 1000u);
-	if (demo__status(c, &u1, &t1, &s->verify_errors, &s->passes, err, errlen))
+	if (demo__status(c, workload, &u1, &t1, &s->verify_errors, &s->passes, err, errlen))
 		return -1;
-	s->gups = t1 > t0 ? (u1 - u0) / (t1 - t0) : 0;
+	s->rate = t1 > t0 ? (u1 - u0) / (t1 - t0) : 0;
 	return qmp_client__execute(c, "query-memory", NULL, &s->mem, err, errlen) ? -1 : 0;
 }
 
@@ -179,7 +193,8 @@ static double demo__index(struct json_object *mem, const char *key, int order)
 	return a ? json_object_get_double(json_object_array_get_idx(a, order)) : 0;
 }
 
-static void demo__table(const struct demo_snap *b, const struct demo_snap *a, struct json_object *result)
+static void demo__table(const struct demo_snap *b, const struct demo_snap *a, struct json_object *result,
+			bool chase)
 {
 	printf("\n%-40s %14s %14s\n", "", "before", "after");
 	printf("%-40s %14.3f %14.3f\n", "backing_2m (regions on host 2M blocks)",
@@ -201,9 +216,12 @@ static void demo__table(const struct demo_snap *b, const struct demo_snap *a, st
 	       (unsigned long long)json_path_u64(a->mem, "fragmentation_score"));
 	printf("%-40s %14llu %14llu\n", "window VMAs", (unsigned long long)json_path_u64(b->mem, "vmas"),
 	       (unsigned long long)json_path_u64(a->mem, "vmas"));
-	printf("%-40s %14.1f %14.1f\n", "guest GUPS, M updates/s (vCPU 0)", b->gups / 1e6, a->gups / 1e6);
-	printf("%-40s %14.2f %14.2f\n", "guest ns per update", b->gups > 0 ? 1e9 / b->gups : 0,
-	       a->gups > 0 ? 1e9 / a->gups : 0);
+	printf("%-40s %14.1f %14.1f\n", chase ? "guest chase, M accesses/s (vCPU 0)" : "guest GUPS, M updates/s (vCPU 0)",
+	       b->rate / 1e6, a->rate / 1e6);
+	printf("%-40s %14.2f %14.2f\n", chase ? "guest ns per access" : "guest ns per update",
+	       b->rate > 0 ? 1e9 / b->rate : 0, a->rate > 0 ? 1e9 / a->rate : 0);
+	if (b->rate > 0 && a->rate > 0)
+		printf("%-40s %14s %13.2fx\n", chase ? "chase speed-up" : "GUPS speed-up", "", a->rate / b->rate);
 	printf("%-40s %14llu %14llu\n", "verify errors so far (vCPU 1)", (unsigned long long)b->verify_errors,
 	       (unsigned long long)a->verify_errors);
 	printf("%-40s %14llu %14llu\n", "verify passes so far", (unsigned long long)b->passes,
@@ -287,9 +305,10 @@ int cmd_demo(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, 'm' }, { "age", required_argument, NULL, 'a' },
 		{ "seed", required_argument, NULL, 's' }, { "algo", required_argument, NULL, 'g' },
+		{ "workload", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	struct demo_opts o = { .mem = "256M", .age = "0.9", .seed = "7", .algo = "planned" };
+	struct demo_opts o = { .mem = "256M", .age = "0.9", .seed = "7", .algo = "planned", .workload = "gups" };
 	struct demo_snap before = { 0 }, after = { 0 };
 	struct json_object *result = NULL, *final = NULL, *stop_ret = NULL;
 	struct qmp_client c = { .fd = -1 };
@@ -306,6 +325,7 @@ int cmd_demo(int argc, char **argv)
 		case 'a': o.age = optarg; break;
 		case 's': o.seed = optarg; break;
 		case 'g': o.algo = optarg; break;
+		case 'w': o.workload = optarg; break;
 		case 'h': fputs(demo__usage, stdout); return 0;
 		case ':':
 			fprintf(stderr, "vmcompact demo: option '%s' needs a value\nTry 'vmcompact demo --help'.\n",
@@ -322,7 +342,8 @@ int cmd_demo(int argc, char **argv)
 		return VMC_EXIT_USAGE;
 	}
 	snprintf(name, sizeof(name), "demo-%d", (int)getpid());
-	printf("== vmcompact demo: %s guest at --age %s --seed %s, vCPU 0 GUPS, vCPU 1 verify ==\n", o.mem, o.age, o.seed);
+	printf("== vmcompact demo: %s guest at --age %s --seed %s, vCPU 0 %s, vCPU 1 verify ==\n", o.mem, o.age, o.seed,
+	       o.workload);
 	child = demo__spawn(&o, name, &out_fd, err, sizeof(err));
 	if (child < 0)
 		goto fail;
@@ -330,22 +351,22 @@ int cmd_demo(int argc, char **argv)
 		goto fail_child;
 	printf("guest '%s' is up (socket %s); warming up...\n", name, c.path);
 	usleep(1500000);
-	if (demo__snapshot(&c, 2000, &before, err, sizeof(err)))
+	if (demo__snapshot(&c, o.workload, 2000, &before, err, sizeof(err)))
 		goto fail_child;
 	printf("\nbuddyinfo (free blocks per order 0..10) before:\n");
 	demo__buddyinfo("before", before.mem);
-	printf("backing_2m %.3f (achievable %.3f), KVM pages_2m %llu, GUPS %.1f M/s\n\n",
+	printf("backing_2m %.3f (achievable %.3f), KVM pages_2m %llu, %s %.1f M/s\n\n",
 	       json_path_double(before.mem, "backing_2m", 0.0), json_path_double(before.mem, "backing_2m_achievable", 0.0),
-	       (unsigned long long)json_path_u64(before.mem, "kvm.pages_2m"), before.gups / 1e6);
+	       (unsigned long long)json_path_u64(before.mem, "kvm.pages_2m"), o.workload, before.rate / 1e6);
 	if (demo__defrag(&c, o.algo, &result, err, sizeof(err)))
 		goto fail_child;
 	usleep(1500000); /* the guest touches its memory again; KVM rebuilds 2 MiB entries */
-	if (demo__snapshot(&c, 2000, &after, err, sizeof(err)))
+	if (demo__snapshot(&c, o.workload, 2000, &after, err, sizeof(err)))
 		goto fail_child;
 	printf("\nbuddyinfo after:\n");
 	demo__buddyinfo("before", before.mem);
 	demo__buddyinfo("after", after.mem);
-	demo__table(&before, &after, result);
+	demo__table(&before, &after, result, !strcmp(o.workload, "chase"));
 
 	if (qmp_client__execute(&c, "stop", NULL, &stop_ret, err, sizeof(err))) {
 		fprintf(stderr, "vmcompact demo: stop: %s\n", err);

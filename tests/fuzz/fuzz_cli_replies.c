@@ -52,6 +52,13 @@ static void *script__thread(void *arg)
 	return NULL;
 }
 
+/* The fake VM's socket and runtime directory go when the fuzzer ends (normally or by -runs/-max_total_time). */
+static void server__cleanup(void)
+{
+	unlink(srv.path);
+	rmdir(srv.dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -65,6 +72,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(srv.dir, sizeof(srv.dir), "/tmp/vmc-fuzz-cli.XXXXXX");
 	if (!mkdtemp(srv.dir))
 		abort();
+	atexit(server__cleanup);
 	setenv(CONTROL_RUNTIME_DIR_ENV, srv.dir, 1);
 	snprintf(srv.path, sizeof(srv.path), "%s/f.sock", srv.dir);
 	memcpy(sa.sun_path, srv.path, strlen(srv.path) + 1);   /* a short /tmp path */

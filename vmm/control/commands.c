@@ -388,13 +388,13 @@ static int qmp_snapshot(struct cmd_ctx *x, struct json_object *args, struct json
 	return 0;
 }
 
-static const struct arg_spec no_args[] = { { NULL } };
+static const struct arg_spec no_args[] = { { .name = NULL } };
 
 static const struct arg_spec snapshot_args[] = {
 	{ "file", ARG_STR, 0, 0, NULL, 0 },
 	{ "live", ARG_BOOL, 0, 0, NULL, 0 },
 	{ "layout", ARG_BOOL, 0, 0, NULL, 0 },
-	{ NULL }
+	{ .name = NULL }
 };
 
 static const struct arg_spec defrag_args[] = {
@@ -404,7 +404,7 @@ static const struct arg_spec defrag_args[] = {
 	{ "max-pause-us", ARG_INT, DEFRAGD_PAUSE_US_MIN, DEFRAGD_PAUSE_US_MAX, NULL, 0 },
 	{ "max-mbps", ARG_INT, 0, DEFRAGD_MBPS_MAX, NULL, 0 },
 	{ "max-regions", ARG_INT, 0, UINT32_MAX, NULL, 0 },
-	{ NULL }
+	{ .name = NULL }
 };
 
 static const struct arg_spec policy_args[] = {
@@ -415,7 +415,7 @@ static const struct arg_spec policy_args[] = {
 	{ "max-mbps", ARG_INT, 0, DEFRAGD_MBPS_MAX, NULL, 0 },
 	{ "backoff-ms", ARG_INT, 0, DEFRAGD_BACKOFF_MS_MAX, NULL, 0 },
 	{ "regions-per-wakeup", ARG_INT, 1, DEFRAGD_REGIONS_MAX, NULL, 0 },
-	{ NULL }
+	{ .name = NULL }
 };
 
 /* The command table: name, handler, arguments, what it does. */

@@ -312,9 +312,17 @@ static void lazy__collapse(struct snap_lazy *l)
 
 	for (uint32_t r = 0; r < mm->map.nr_regions; r++) {
 		uint8_t *block = pool__frame_ptr(&mm->pool, gpamap__frame(&mm->map, r * SNAP_PAGES_PER_REGION));
+		int tries = 0, rc;
 
-		if (!madvise(block, SNAP_REGION_SIZE, MADV_COLLAPSE))
+		/* EAGAIN: a page was briefly busy (the running guest, KVM's fault path): try again */
+		while ((rc = madvise(block, SNAP_REGION_SIZE, MADV_COLLAPSE)) && errno == EAGAIN && ++tries < 4)
+			usleep(1000u << tries);
+		if (!rc) {
 			l->st.regions_collapsed++;
+		} else {
+			l->st.collapse_failed++;
+			l->st.collapse_errno = errno;
+		}
 	}
 	l->st.collapse_ns = mm__now_ns() - t;
 }

@@ -13,6 +13,8 @@ struct snap_lazy_stats {
 	uint64_t resident_ns;         /* start -> every region filled */
 	uint64_t fault_max_ns;        /* longest fault: event read -> wake */
 	uint64_t regions_collapsed;   /* blocks made one huge page again after the copy (MADV_COLLAPSE) */
+	uint64_t collapse_failed;     /* ... and those MADV_COLLAPSE refused after retries */
+	int collapse_errno;           /* the last refusal's errno */
 	uint64_t collapse_ns;
 };
 

@@ -93,8 +93,11 @@ static void *glue__lazy_finisher(void *opaque)
 		fprintf(stderr, "vmcompact: %s\n", st->lazy.err);
 	else if (!ctx->opts.json)
 		fprintf(stderr, "vmcompact: lazy restore: all %" PRIu64 " MiB resident after %.1f ms (%" PRIu64
-			" faults, %" PRIu64 " regions on demand)\n", ctx->opts.mem_bytes >> 20, st->lazy.st.resident_ns / 1e6,
-			st->lazy.st.faults, st->lazy.st.regions_by_fault);
+			" faults, %" PRIu64 " regions on demand); %" PRIu64 " blocks collapsed into huge pages in %.1f ms"
+			"%s%s\n", ctx->opts.mem_bytes >> 20, st->lazy.st.resident_ns / 1e6, st->lazy.st.faults,
+			st->lazy.st.regions_by_fault, st->lazy.st.regions_collapsed, st->lazy.st.collapse_ns / 1e6,
+			st->lazy.st.collapse_failed ? ", refused: " : "",
+			st->lazy.st.collapse_failed ? strerror(st->lazy.st.collapse_errno) : "");
 	return NULL;
 }
 

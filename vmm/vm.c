@@ -119,31 +119,17 @@ void vm__destroy(struct vm *vm)
 /* In-place access for the VMM's own fields in guest RAM (boot info): within one page. */
 static void *vm__guest_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
-		return memslots__gpa_ptr(&vm->slots, gpa, len);
-	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
-		return NULL;
-	return vm->ram + gpa;
+	return memslots__gpa_ptr(&vm->slots, gpa, len);
 }
 
 int vm__read_guest(struct vm *vm, uint64_t gpa, void *buf, uint64_t len)
 {
-	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
-		return memslots__read(&vm->slots, gpa, buf, len);
-	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
-		return -EFAULT;
-	memcpy(buf, vm->ram + gpa, len);
-	return 0;
+	return memslots__read(&vm->slots, gpa, buf, len);
 }
 
 int vm__write_guest(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len)
 {
-	if (vm->slots.path == PROMOTE_PATH_MEMSLOT)
-		return memslots__write(&vm->slots, gpa, buf, len);
-	if (len > vm->ram_bytes || gpa > vm->ram_bytes - len)
-		return -EFAULT;
-	memcpy(vm->ram + gpa, buf, len);
-	return 0;
+	return memslots__write(&vm->slots, gpa, buf, len);
 }
 
 int vm__setup_guest(struct vm *vm, const void *elf, size_t elf_len, const struct vm_workload *wl,

@@ -37,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		devnull = fopen("/dev/null", "w");
 	vm.ram = ram;
 	vm.ram_bytes = FUZZ_RAM;
+	vm.slots.ram = ram;    /* one memslot over RAM (promote path remap) */
+	vm.slots.ram_bytes = FUZZ_RAM;
 	vm.nr_vcpus = 1;
 	vm.vcpus = &v;
 	vm.console = devnull;

@@ -51,29 +51,23 @@ static inline bool dc_page_ok(const void *page, uint64_t id)
 }
 
 /*
- * Build an aged pool on the private huge tmpfs. Exits with DC_SKIP when that is
- * not possible here (not root, no THP for shmem), as the other mm tests do.
+ * Build a pool from cfg on the private huge tmpfs, with the scratch arrays the checks use.
+ * Exits with DC_SKIP when that is not possible here (not root, no THP for shmem), as the other
+ * mm tests do; with cfg->prefault every present block must be a host huge page.
  */
-static inline void dc_create_aged(struct dc_env *env, uint64_t guest_mb, uint64_t slack_mb,
-				  const struct aging_config *ag)
+static inline void dc_create_cfg(struct dc_env *env, const struct mm_config *cfg)
 {
-	struct mm_config cfg = { 0 };
 	char err[512];
-	int ret;
 
 	memset(env, 0, sizeof(*env));
-	cfg.guest_bytes = guest_mb << 20;
-	cfg.slack_bytes = slack_mb << 20;
-	cfg.prefault = true;
-	cfg.aging = *ag;
-	ret = mm__create(&env->mm, &cfg, err, sizeof(err));
-	if (ret) {
+	if (mm__create(&env->mm, cfg, err, sizeof(err))) {
 		printf("SKIP: mm__create: %s\n", err);
 		exit(DC_SKIP);
 	}
-	if (env->mm.pool.backing != POOL_BACKING_THP || env->mm.pool.nr_huge_blocks != env->mm.pool.nr_blocks) {
+	if (env->mm.pool.backing != POOL_BACKING_THP ||
+	    (cfg->prefault && env->mm.pool.nr_huge_blocks != env->mm.pool.nr_present)) {
 		printf("SKIP: the pool is not all host huge pages (%u of %u blocks; %s)\n",
-		       env->mm.pool.nr_huge_blocks, env->mm.pool.nr_blocks, env->mm.pool.note);
+		       env->mm.pool.nr_huge_blocks, env->mm.pool.nr_present, env->mm.pool.note);
 		mm__destroy(&env->mm);
 		exit(DC_SKIP);
 	}
@@ -81,6 +75,16 @@ static inline void dc_create_aged(struct dc_env *env, uint64_t guest_mb, uint64_
 	env->ballast_at = malloc(env->mm.map.nr_frames * sizeof(frame_t));
 	env->seen = calloc(env->mm.map.nr_frames / 64 + 1, sizeof(uint64_t));
 	CHECK(env->frame0 && env->ballast_at && env->seen);
+}
+
+/* An aged pool of guest_mb + slack_mb, prefaulted. */
+static inline void dc_create_aged(struct dc_env *env, uint64_t guest_mb, uint64_t slack_mb,
+				  const struct aging_config *ag)
+{
+	struct mm_config cfg = { .guest_bytes = guest_mb << 20, .slack_bytes = slack_mb << 20, .prefault = true,
+				 .aging = *ag };
+
+	dc_create_cfg(env, &cfg);
 }
 
 /* The default aging (half the slack is ballast, a quarter of that unmovable) at `age`. */

@@ -16,28 +16,12 @@ static void create_elastic(struct dc_env *env, uint64_t guest_mb, uint64_t slack
 {
 	struct mm_config cfg = { .guest_bytes = guest_mb * MiB, .slack_bytes = slack_mb * MiB, .prefault = prefault,
 				 .borrow_capacity_bytes = borrow_mb * MiB, .aging = AGING_DEFAULTS };
-	char err[512];
 
-	memset(env, 0, sizeof(*env));
 	cfg.aging.age = age;
 	cfg.aging.seed = seed;
-	if (mm__create(&env->mm, &cfg, err, sizeof(err))) {
-		printf("SKIP: mm__create: %s\n", err);
-		exit(DC_SKIP);
-	}
-	if (env->mm.pool.backing != POOL_BACKING_THP ||
-	    (prefault && env->mm.pool.nr_huge_blocks != env->mm.pool.nr_present)) {
-		printf("SKIP: the pool is not all host huge pages (%u of %u blocks; %s)\n",
-		       env->mm.pool.nr_huge_blocks, env->mm.pool.nr_present, env->mm.pool.note);
-		mm__destroy(&env->mm);
-		exit(DC_SKIP);
-	}
+	dc_create_cfg(env, &cfg);
 	CHECK_EQ(env->mm.pool.nr_blocks, (guest_mb + slack_mb + borrow_mb) / 2);
 	CHECK_EQ(env->mm.map.nr_owned[FRAME_ABSENT], borrow_mb / 2 * MM_PAGEBLOCK_FRAMES);
-	env->frame0 = malloc(env->mm.map.nr_gpfns * sizeof(frame_t));
-	env->ballast_at = malloc(env->mm.map.nr_frames * sizeof(frame_t));
-	env->seen = calloc(env->mm.map.nr_frames / 64 + 1, sizeof(uint64_t));
-	CHECK(env->frame0 && env->ballast_at && env->seen);
 	dc_sign(env);
 	dc_snapshot(env);
 }

@@ -31,23 +31,10 @@ static void create(struct dc_env *env, uint64_t seed)
 {
 	struct mm_config cfg = { .guest_bytes = 48 * MiB, .slack_bytes = 4 * MiB, .prefault = true,
 				 .borrow_capacity_bytes = 48 * MiB, .aging = AGING_DEFAULTS };
-	char err[512];
 
-	memset(env, 0, sizeof(*env));
 	cfg.aging.age = 0.9;
 	cfg.aging.seed = seed;
-	if (mm__create(&env->mm, &cfg, err, sizeof(err))) {
-		printf("SKIP: mm__create: %s\n", err);
-		exit(DC_SKIP);
-	}
-	if (env->mm.pool.backing != POOL_BACKING_THP || env->mm.pool.nr_huge_blocks != env->mm.pool.nr_present) {
-		printf("SKIP: the pool is not all host huge pages (%s)\n", env->mm.pool.note);
-		exit(DC_SKIP);
-	}
-	env->frame0 = malloc(env->mm.map.nr_gpfns * sizeof(frame_t));
-	env->ballast_at = malloc(env->mm.map.nr_frames * sizeof(frame_t));
-	env->seen = calloc(env->mm.map.nr_frames / 64 + 1, sizeof(uint64_t));
-	CHECK(env->frame0 && env->ballast_at && env->seen);
+	dc_create_cfg(env, &cfg);
 	dc_sign(env);
 	dc_snapshot(env);
 }

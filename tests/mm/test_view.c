@@ -115,25 +115,13 @@ static void vm_create(struct fake_vm *vm, uint64_t slack_mb, uint64_t seed)
 {
 	struct mm_config cfg = { .guest_bytes = 64 * MiB, .slack_bytes = slack_mb * MiB, .prefault = true,
 				 .borrow_capacity_bytes = 64 * MiB, .aging = AGING_DEFAULTS };
-	char err[512];
 	struct mm *mm;
 
 	memset(vm, 0, sizeof(*vm));
 	cfg.aging.age = 0.9;
 	cfg.aging.seed = seed;
+	dc_create_cfg(&vm->env, &cfg);
 	mm = &vm->env.mm;
-	if (mm__create(mm, &cfg, err, sizeof(err))) {
-		printf("SKIP: mm__create: %s\n", err);
-		exit(DC_SKIP);
-	}
-	if (mm->pool.backing != POOL_BACKING_THP || mm->pool.nr_huge_blocks != mm->pool.nr_present) {
-		printf("SKIP: the pool is not all host huge pages (%s)\n", mm->pool.note);
-		exit(DC_SKIP);
-	}
-	vm->env.frame0 = malloc(mm->map.nr_gpfns * sizeof(frame_t));
-	vm->env.ballast_at = malloc(mm->map.nr_frames * sizeof(frame_t));
-	vm->env.seen = calloc(mm->map.nr_frames / 64 + 1, sizeof(uint64_t));
-	CHECK(vm->env.frame0 && vm->env.ballast_at && vm->env.seen);
 	vm->rng = seed;
 	vm->slot = calloc(mm->map.nr_regions, sizeof(*vm->slot));
 	vm->gen = calloc(mm->map.nr_gpfns, sizeof(*vm->gen));

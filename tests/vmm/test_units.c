@@ -239,6 +239,8 @@ static void test_guest_access(void)
 	memset(&vm, 0, sizeof(vm));
 	vm.ram = buf;
 	vm.ram_bytes = sizeof(buf);
+	vm.slots.ram = buf;  /* one memslot over RAM, as vm__create makes with promote path remap */
+	vm.slots.ram_bytes = sizeof(buf);
 	memset(buf, 7, sizeof(buf));
 	CHECK(vm__read_guest(&vm, 0, out, 64) == 0 && out[63] == 7);
 	CHECK(vm__write_guest(&vm, 48, "0123456789abcdef", 16) == 0 && buf[48] == '0' && buf[63] == 'f');

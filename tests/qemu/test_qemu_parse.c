@@ -248,12 +248,22 @@ static void test_cmdline(void)
 
 static void test_chunk_and_exit_codes(void)
 {
+	struct collapse_sizer s = { 0 };
+	uint32_t chunk = 1, calls = 0;
+
 	tu_case = "chunk sizing";
-	CHECK_EQ(collapse__next_chunk(1, 500, 5000), 2);      /* grows at most 2x */
-	CHECK_EQ(collapse__next_chunk(8, 4000, 5000), 7);     /* 500 us/region: 3750/500 */
-	CHECK_EQ(collapse__next_chunk(4, 24000, 5000), 1);    /* cold: 6 ms/region */
-	CHECK_EQ(collapse__next_chunk(1000, 100, 5000), COLLAPSE_MAX_IOV);
-	CHECK_EQ(collapse__next_chunk(5, 100, 0), 1);         /* no budget: one region per call */
+	CHECK_EQ(collapse__next_chunk(&s, 1, 500, 5000), 2);      /* grows at most 2x */
+	CHECK_EQ(collapse__next_chunk(&s, 8, 4000, 5000), 7);     /* 500 us/region: 3750/500 */
+	CHECK_EQ(collapse__next_chunk(&s, 4, 24000, 5000), 1);    /* cold: 6 ms/region */
+	/* back to 500 us/region: the cold sighting keeps chunks small for a while, then they grow back */
+	CHECK_EQ(collapse__next_chunk(&s, 1, 500, 5000), 1);
+	while (chunk < 7 && calls++ < 200)
+		chunk = collapse__next_chunk(&s, chunk, 500.0 * chunk, 5000);
+	CHECK(calls > 30 && calls < 60);
+	CHECK_EQ(chunk, 7);
+	s.worst_us = 0;
+	CHECK_EQ(collapse__next_chunk(&s, 1000, 100, 5000), COLLAPSE_MAX_IOV);
+	CHECK_EQ(collapse__next_chunk(&s, 5, 100, 0), 1);         /* no budget: one region per call */
 	tu_case = "exit codes";
 	CHECK_EQ(qemu_exit__from_errno(-ESRCH), QEMU_EXIT_NO_TARGET);
 	CHECK_EQ(qemu_exit__from_errno(-ENOENT), QEMU_EXIT_NO_TARGET);

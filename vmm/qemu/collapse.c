@@ -41,7 +41,8 @@ struct collapse_run {
 	struct iovec iov[COLLAPSE_MAX_IOV];
 };
 
-uint32_t collapse__next_chunk(uint32_t last_chunk, double last_call_us, uint32_t target_us)
+uint32_t collapse__next_chunk(struct collapse_sizer *s, uint32_t last_chunk, double last_call_us,
+			      uint32_t target_us)
 {
 	double per_region, want;
 	uint32_t cap = last_chunk * 2 < COLLAPSE_MAX_IOV ? last_chunk * 2 : COLLAPSE_MAX_IOV;
@@ -49,10 +50,12 @@ uint32_t collapse__next_chunk(uint32_t last_chunk, double last_call_us, uint32_t
 	if (!target_us || !last_chunk)
 		return 1;
 	per_region = last_call_us / last_chunk;
-	if (per_region <= 0)
+	/* size for the dearest region seen lately, not the last call's mean: cold huge pages come in
+	 * runs (~6 ms each against ~0.4 ms warm), and one inside a big chunk blows the budget */
+	s->worst_us = per_region > s->worst_us * 0.95 ? per_region : s->worst_us * 0.95;
+	if (s->worst_us <= 0)
 		return cap ? cap : 1;
-	/* aim at 3/4 of the budget: per-region cost varies (a cold huge page costs ~6 ms) */
-	want = 0.75 * target_us / per_region;
+	want = 0.75 * target_us / s->worst_us;
 	if (want < 1)
 		return 1;
 	return want > cap ? cap : (uint32_t)want;
@@ -252,6 +255,7 @@ static bool collapse__throttle(struct collapse_run *cr)
 static int collapse__chunked(struct collapse_run *cr, char *err, size_t errlen)
 {
 	const struct collapse_job *job = cr->job;
+	struct collapse_sizer sizer = { 0 };
 	size_t limit = cr->nr_todo, i = 0;
 	uint32_t chunk = 1;
 
@@ -278,7 +282,7 @@ static int collapse__chunked(struct collapse_run *cr, char *err, size_t errlen)
 		cr->res->chunk_last = (uint32_t)n;
 		if (n > cr->res->chunk_max)
 			cr->res->chunk_max = (uint32_t)n;
-		chunk = collapse__next_chunk((uint32_t)n, us, job->budget.max_stall_us);
+		chunk = collapse__next_chunk(&sizer, (uint32_t)n, us, job->budget.max_stall_us);
 		if (job->progress)
 			job->progress(job->ctx, i, limit, cr->res);
 		if (!collapse__throttle(cr)) {

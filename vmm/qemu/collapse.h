@@ -79,7 +79,13 @@ int collapse__run(const struct collapse_job *job, struct collapse_result *res, c
 int collapse__split(pid_t pid, const struct collapse_range *ranges, size_t nr, double share,
 		    uint64_t seed, uint64_t *split, char *err, size_t errlen);
 
-/* Next chunk size (regions) so that a call takes about target_us given the last call's per-region cost. */
-uint32_t collapse__next_chunk(uint32_t last_chunk, double last_call_us, uint32_t target_us);
+/* What chunk sizing remembers between calls: the dearest per-region cost seen lately (decays 5 % a call). */
+struct collapse_sizer {
+	double worst_us;
+};
+
+/* Next chunk size (regions) so that a call takes about 3/4 of target_us at the dearest recent per-region cost. */
+uint32_t collapse__next_chunk(struct collapse_sizer *s, uint32_t last_chunk, double last_call_us,
+			      uint32_t target_us);
 
 #endif

@@ -205,44 +205,137 @@ void snap__region_place(struct mm *mm, uint32_t r, const struct snap_region *e, 
 #endif
 
 /*
- * The pool is faulted in from both ends at once: the records land in GPA order from the first
- * block up (a copy into a block faults it in), this thread faults blocks in from the last one
- * down. Whoever claims a block first faults it; they meet in the middle. Cold host huge pages
- * cost milliseconds each, so this overlaps the two costs instead of adding them.
+ * The restore helper runs beside the reader. It faults the pool in from the last block down while
+ * the reader's records land in GPA order from the first block up (a read into a block faults it
+ * in); whoever claims a block first faults it, and they meet in the middle: cold host huge pages
+ * cost milliseconds each, so this overlaps the two costs instead of adding them. Between blocks,
+ * and after they met, it checks the CRCs of the regions read straight into their blocks, so that
+ * the reader only waits for the file system.
  */
-struct fault_ahead {
+struct restore_helper {
 	struct mm *mm;
+	const struct snap_file *f;
 	uint8_t *claimed;          /* per pool block, atomic */
-	int stop;                  /* atomic */
+	uint32_t *to_check;        /* regions read straight into their blocks, in completion order */
+	uint32_t nr_queued;        /* under lock */
+	uint32_t nr_checked;       /* helper only */
+	bool reads_done, stop;     /* under lock */
 	uint32_t faulted;
+	bool bad;                  /* the first mismatch, under lock */
+	uint32_t bad_region, bad_crc;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
 	pthread_t thread;
 	bool started;
 };
 
-static bool fault_ahead__claim(struct fault_ahead *fa, uint32_t b)
+static bool restore_helper__claim(struct restore_helper *h, uint32_t b)
 {
-	return !__atomic_exchange_n(&fa->claimed[b], 1, __ATOMIC_ACQ_REL);
+	return !__atomic_exchange_n(&h->claimed[b], 1, __ATOMIC_ACQ_REL);
 }
 
-static void *fault_ahead__thread(void *opaque)
+/* Check the queued regions' CRCs; with wait, until the reader is done and all are checked. */
+static void restore_helper__check(struct restore_helper *h, bool wait)
 {
-	struct fault_ahead *fa = opaque;
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (h->nr_checked < h->nr_queued && !h->bad && !h->stop) {
+			uint32_t r = h->to_check[h->nr_checked++];
+			const struct snap_region *e = &h->f->table[r];
+			uint32_t crc;
 
-	for (uint32_t b = fa->mm->pool.nr_blocks; b-- > 0 && !__atomic_load_n(&fa->stop, __ATOMIC_ACQUIRE);) {
-		if (!fault_ahead__claim(fa, b))
+			pthread_mutex_unlock(&h->lock);
+			crc = snap__region_crc(e, pool__frame_ptr(&h->mm->pool, gpamap__frame(&h->mm->map,
+						      r * SNAP_PAGES_PER_REGION)));
+			pthread_mutex_lock(&h->lock);
+			if (crc != e->crc && !h->bad) {
+				__atomic_store_n(&h->bad, true, __ATOMIC_RELAXED);
+				h->bad_region = r;
+				h->bad_crc = crc;
+			}
+		}
+		if (!wait || h->bad || h->stop || (h->reads_done && h->nr_checked == h->nr_queued))
+			break;
+		pthread_cond_wait(&h->cond, &h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void *restore_helper__thread(void *opaque)
+{
+	struct restore_helper *h = opaque;
+
+	for (uint32_t b = h->mm->pool.nr_blocks; b-- > 0 && !__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE);) {
+		restore_helper__check(h, false);
+		if (!restore_helper__claim(h, b))
 			continue;
 		/* an absent block (PROT_NONE: borrowable space) just fails; nothing to fault */
-		if (!madvise(pool__frame_ptr(&fa->mm->pool, b * MM_PAGEBLOCK_FRAMES), SNAP_REGION_SIZE,
+		if (!madvise(pool__frame_ptr(&h->mm->pool, b * MM_PAGEBLOCK_FRAMES), SNAP_REGION_SIZE,
 			     MADV_POPULATE_WRITE))
-			fa->faulted++;
+			h->faulted++;
 	}
+	restore_helper__check(h, true);
 	return NULL;
+}
+
+static void restore_helper__queue(struct restore_helper *h, uint32_t r)
+{
+	pthread_mutex_lock(&h->lock);
+	h->to_check[h->nr_queued++] = r;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int restore_helper__start(struct restore_helper *h, struct snap_file *f, struct mm *mm)
+{
+	h->mm = mm;
+	h->f = f;
+	h->claimed = calloc(mm->pool.nr_blocks, 1);
+	h->to_check = calloc(f->h.nr_regions, sizeof(*h->to_check));
+	if (!h->claimed || !h->to_check)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	h->started = !pthread_create(&h->thread, NULL, restore_helper__thread, h);
+	return 0;
+}
+
+/* The reads are over (failed: stop at once); wait for the checks. */
+static int restore_helper__finish(struct restore_helper *h, bool failed, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	if (h->claimed && h->to_check) {
+		pthread_mutex_lock(&h->lock);
+		h->reads_done = true;
+		if (failed)
+			__atomic_store_n(&h->stop, true, __ATOMIC_RELEASE);
+		pthread_cond_signal(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		if (h->started)
+			pthread_join(h->thread, NULL);
+		else if (!failed)
+			restore_helper__check(h, true); /* no thread: check here */
+		if (h->bad && (!failed || !err[0])) {
+			const struct snap_region *e = &h->f->table[h->bad_region];
+
+			snprintf(err, errlen, "snapshot: region %u (GPA 0x%" PRIx64 ") checksum mismatch (stored %08x, "
+				 "computed %08x)", h->bad_region, (uint64_t)h->bad_region * SNAP_REGION_SIZE, e->crc,
+				 h->bad_crc);
+			ret = -EINVAL;
+		}
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+	}
+	free(h->claimed);
+	free(h->to_check);
+	return ret;
 }
 
 struct read_ctx {
 	struct snap_file *f;
 	struct mm *mm;
-	struct fault_ahead fa;
+	struct restore_helper helper;
 	struct snap_slots slots;
 	char *err;
 	size_t errlen;
@@ -263,6 +356,13 @@ static int read_done(void *opaque, unsigned slot, uint32_t len, int res)
 	if (--c->slots.pending[slot])
 		return 0;
 	e = &c->f->table[r];
+	if (c->slots.direct[slot] && c->helper.to_check) {
+		if (__atomic_load_n(&c->helper.bad, __ATOMIC_RELAXED))
+			return -EINVAL; /* the helper found a bad region: stop reading, it says which */
+		restore_helper__queue(&c->helper, r);
+		c->slots.free[c->slots.nr_free++] = slot;
+		return 0;
+	}
 	crc = snap__region_crc(e, c->slots.direct[slot] ? pool__frame_ptr(&c->mm->pool, gpamap__frame(&c->mm->map,
 			       r * SNAP_PAGES_PER_REGION)) : snap_io__buf(&c->f->io, slot));
 	if (crc != e->crc) {
@@ -271,8 +371,9 @@ static int read_done(void *opaque, unsigned slot, uint32_t len, int res)
 		return -EINVAL;
 	}
 	if (!c->slots.direct[slot]) {
-		if (c->fa.claimed && gpamap__region_in_order(&c->mm->map, r))
-			fault_ahead__claim(&c->fa, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION) / MM_PAGEBLOCK_FRAMES);
+		if (c->helper.claimed && gpamap__region_in_order(&c->mm->map, r))
+			restore_helper__claim(&c->helper, gpamap__frame(&c->mm->map, r * SNAP_PAGES_PER_REGION) /
+					      MM_PAGEBLOCK_FRAMES);
 		snap__region_place(c->mm, r, e, snap_io__buf(&c->f->io, slot));
 	}
 	c->slots.free[c->slots.nr_free++] = slot;
@@ -290,8 +391,8 @@ static int read__queue_direct(struct read_ctx *c, uint32_t r)
 	unsigned slot = c->slots.free[--c->slots.nr_free];
 	int ret;
 
-	if (c->fa.claimed)
-		fault_ahead__claim(&c->fa, (uint32_t)((block - c->mm->pool.base) / SNAP_REGION_SIZE));
+	if (c->helper.claimed)
+		restore_helper__claim(&c->helper, (uint32_t)((block - c->mm->pool.base) / SNAP_REGION_SIZE));
 	c->slots.region[slot] = r;
 	c->slots.direct[slot] = 1;
 	ret = snap_io__queue_at(&f->io, false, slot, block, SNAP_REGION_SIZE, f->h.data_off + (uint64_t)r * SNAP_REGION_SIZE);
@@ -333,9 +434,11 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 		return -EINVAL;
 	}
 	snap__slots_init(&c.slots, f->io.depth);
-	c.fa.mm = mm;
-	c.fa.claimed = calloc(mm->pool.nr_blocks, 1);
-	c.fa.started = c.fa.claimed && !pthread_create(&c.fa.thread, NULL, fault_ahead__thread, &c.fa);
+	if (restore_helper__start(&c.helper, f, mm)) {
+		snprintf(err, errlen, "snapshot: out of memory for %u regions", f->h.nr_regions);
+		restore_helper__finish(&c.helper, true, err, errlen);
+		return -ENOMEM;
+	}
 	for (uint32_t r = 0; r < f->h.nr_regions && !ret; r++) {
 		if (!f->table[r].nr_present)
 			continue;
@@ -353,14 +456,10 @@ int snap_file__restore(struct snap_file *f, struct mm *mm, struct snap_restore_s
 		ret = snap_io__reap(&f->io, f->io.inflight, read_done, &c);
 	else if (ret != -EINVAL && !err[0])
 		snprintf(err, errlen, "snapshot: read: %s", strerror(-ret));
+	if (restore_helper__finish(&c.helper, ret != 0, err, errlen) && !ret)
+		ret = -EINVAL;
 	st->data_bytes = st->present_pages * SNAP_PAGE_SIZE;
 	st->read_ns = mm__now_ns() - t0;
-	if (c.fa.started) {
-		if (ret)
-			__atomic_store_n(&c.fa.stop, 1, __ATOMIC_RELEASE);
-		pthread_join(c.fa.thread, NULL);
-	}
-	free(c.fa.claimed);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&mm->lock);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mm/table.h"
 #include "mm/buddy.h"
 
 /*
@@ -108,9 +109,9 @@ int buddy__init(struct buddy *b, uint32_t nr_frames)
 		return -EINVAL;
 	b->nr_frames = nr_frames;
 	b->nr_pageblocks = (uint32_t)(((uint64_t)nr_frames + MM_PAGEBLOCK_FRAMES - 1) >> MM_PAGEBLOCK_ORDER);
-	b->next = malloc((size_t)nr_frames * sizeof(frame_t));
-	b->prev = malloc((size_t)nr_frames * sizeof(frame_t));
-	b->frame_order = calloc(nr_frames, 1);
+	b->next = mm_table__alloc((size_t)nr_frames * sizeof(frame_t));
+	b->prev = mm_table__alloc((size_t)nr_frames * sizeof(frame_t));
+	b->frame_order = mm_table__alloc(nr_frames);
 	b->pageblock_mt = malloc(b->nr_pageblocks);
 	if (!b->next || !b->prev || !b->frame_order || !b->pageblock_mt)
 		goto err_free;
@@ -150,13 +151,13 @@ int buddy__grow(struct buddy *b, uint32_t nr_frames)
 
 	if (nr_frames <= old || nr_frames == FRAME_NONE)
 		return nr_frames == old ? 0 : -EINVAL;
-	next = realloc(b->next, (size_t)nr_frames * sizeof(frame_t));
+	next = mm_table__realloc(b->next, (size_t)nr_frames * sizeof(frame_t));
 	if (next)
 		b->next = next;
-	prev = realloc(b->prev, (size_t)nr_frames * sizeof(frame_t));
+	prev = mm_table__realloc(b->prev, (size_t)nr_frames * sizeof(frame_t));
 	if (prev)
 		b->prev = prev;
-	order = realloc(b->frame_order, nr_frames);
+	order = mm_table__realloc(b->frame_order, nr_frames);
 	if (order)
 		b->frame_order = order;
 	mt = realloc(b->pageblock_mt, pbs);
@@ -175,9 +176,9 @@ int buddy__grow(struct buddy *b, uint32_t nr_frames)
 
 void buddy__exit(struct buddy *b)
 {
-	free(b->next);
-	free(b->prev);
-	free(b->frame_order);
+	mm_table__free(b->next);
+	mm_table__free(b->prev);
+	mm_table__free(b->frame_order);
 	free(b->pageblock_mt);
 	memset(b, 0, sizeof(*b));
 }

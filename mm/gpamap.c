@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mm/table.h"
 #include "mm/gpamap.h"
 
 const char *const frame_owner_names[FRAME_OWNERS] = {
@@ -29,9 +30,9 @@ int gpamap__init(struct gpamap *m, uint32_t nr_gpfns, uint32_t nr_frames)
 	m->nr_gpfns = nr_gpfns;
 	m->nr_frames = nr_frames;
 	m->nr_regions = (uint32_t)(((uint64_t)nr_gpfns + MM_PAGEBLOCK_FRAMES - 1) >> MM_PAGEBLOCK_ORDER);
-	m->gpfn_frame = malloc((size_t)nr_gpfns * sizeof(frame_t) + 1);
-	m->frame_gpfn = malloc((size_t)nr_frames * sizeof(gpfn_t) + 1);
-	m->frame_owner = calloc((size_t)nr_frames + 1, 1);
+	m->gpfn_frame = mm_table__alloc((size_t)nr_gpfns * sizeof(frame_t) + 1);
+	m->frame_gpfn = mm_table__alloc((size_t)nr_frames * sizeof(gpfn_t) + 1);
+	m->frame_owner = mm_table__alloc((size_t)nr_frames + 1);
 	if (!m->gpfn_frame || !m->frame_gpfn || !m->frame_owner) {
 		gpamap__exit(m);
 		return -ENOMEM;
@@ -49,10 +50,10 @@ int gpamap__grow(struct gpamap *m, uint32_t nr_frames)
 
 	if (nr_frames <= m->nr_frames || nr_frames == FRAME_NONE)
 		return nr_frames == m->nr_frames ? 0 : -EINVAL;
-	fg = realloc(m->frame_gpfn, (size_t)nr_frames * sizeof(gpfn_t) + 1);
+	fg = mm_table__realloc(m->frame_gpfn, (size_t)nr_frames * sizeof(gpfn_t) + 1);
 	if (fg)
 		m->frame_gpfn = fg;
-	fo = realloc(m->frame_owner, (size_t)nr_frames + 1);
+	fo = mm_table__realloc(m->frame_owner, (size_t)nr_frames + 1);
 	if (fo)
 		m->frame_owner = fo;
 	if (!fg || !fo)
@@ -67,9 +68,9 @@ int gpamap__grow(struct gpamap *m, uint32_t nr_frames)
 
 void gpamap__exit(struct gpamap *m)
 {
-	free(m->gpfn_frame);
-	free(m->frame_gpfn);
-	free(m->frame_owner);
+	mm_table__free(m->gpfn_frame);
+	mm_table__free(m->frame_gpfn);
+	mm_table__free(m->frame_owner);
 	memset(m, 0, sizeof(*m));
 }
 

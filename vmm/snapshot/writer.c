@@ -1,6 +1,7 @@
 /* writer.c: write guest memory as sparse 2 MiB records through the io_uring staging ring, then layout, vCPUs, table, header. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,37 +120,119 @@ static int write_done(void *opaque, unsigned slot, uint32_t len, int res)
 }
 
 /*
- * Fill region r's entry (which pages are not all zero, their CRC). A whole region in order on its
- * block is written straight from the block (returned; nothing may move or write it until the write
- * completes: the caller holds mm->lock and the guest is paused, or dirty-logged and rewritten);
- * otherwise the present pages are copied into buf at their offsets and NULL is returned.
+ * Fill region r's entry: which pages are not all zero, and their CRC (over the frames in GPA
+ * order: the same bytes the record holds). Nothing may move the frames meanwhile: the caller
+ * holds mm->lock, and the guest is paused, or dirty-logged and rewritten.
  */
-static const uint8_t *writer__stage(struct snap_writer *w, uint32_t r, uint8_t *buf)
+static void writer__analyze(struct mm *mm, uint32_t r, struct snap_region *e)
 {
-	const struct gpamap *m = &w->mm->map;
-	struct snap_region *e = &w->table[r];
+	const struct gpamap *m = &mm->map;
 	gpfn_t g0 = r * SNAP_PAGES_PER_REGION;
-	const uint8_t *block;
+	uint32_t crc = 0;
 
 	memset(e, 0, sizeof(*e));
 	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++) {
 		frame_t f = gpamap__frame(m, g0 + p);
 
-		if (f == FRAME_NONE || snap__page_is_zero(pool__frame_ptr(&w->mm->pool, f)))
+		if (f == FRAME_NONE || snap__page_is_zero(pool__frame_ptr(&mm->pool, f)))
 			continue;
 		e->present[p / 64] |= 1ull << (p % 64);
 		e->nr_present++;
 	}
 	if (e->nr_present == SNAP_PAGES_PER_REGION && gpamap__region_in_order(m, r)) {
-		block = pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0));
-		e->crc = snap__crc32c(0, block, SNAP_REGION_SIZE);
-		return block;
+		e->crc = snap__crc32c(0, pool__frame_ptr(&mm->pool, gpamap__frame(m, g0)), SNAP_REGION_SIZE);
+		return;
 	}
+	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++)
+		if (snap__page_present(e, p))
+			crc = snap__crc32c(crc, pool__frame_ptr(&mm->pool, gpamap__frame(m, g0 + p)), SNAP_PAGE_SIZE);
+	e->crc = crc;
+}
+
+/*
+ * The analyzer runs ahead of the writer and fills the region entries (a scan for zero pages and
+ * a CRC: passes over guest memory the records do not need), so that the writer only copies,
+ * queues and waits for the file system.
+ */
+struct analyzer {
+	struct snap_writer *w;
+	const uint8_t *sel;
+	uint32_t done;             /* entries [0, done) are filled; under lock */
+	bool stop;                 /* under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started;
+};
+
+static void *analyzer__thread(void *opaque)
+{
+	struct analyzer *a = opaque;
+	uint32_t n = a->w->h.nr_regions;
+
+	for (uint32_t r = 0; r < n; r++) {
+		if (!a->sel || a->sel[r])
+			writer__analyze(a->w->mm, r, &a->w->table[r]);
+		pthread_mutex_lock(&a->lock);
+		a->done = r + 1;
+		pthread_cond_signal(&a->cond);
+		if (a->stop)
+			r = n;
+		pthread_mutex_unlock(&a->lock);
+	}
+	return NULL;
+}
+
+static void analyzer__start(struct analyzer *a, struct snap_writer *w, const uint8_t *sel)
+{
+	*a = (struct analyzer){ .w = w, .sel = sel };
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	a->started = !pthread_create(&a->thread, NULL, analyzer__thread, a);
+}
+
+/* Region r's entry, once it is filled (here, if the thread could not start). */
+static void analyzer__wait(struct analyzer *a, uint32_t r)
+{
+	if (!a->started) {
+		writer__analyze(a->w->mm, r, &a->w->table[r]);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	while (a->done <= r)
+		pthread_cond_wait(&a->cond, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void analyzer__stop(struct analyzer *a)
+{
+	if (a->started) {
+		pthread_mutex_lock(&a->lock);
+		a->stop = true;
+		pthread_mutex_unlock(&a->lock);
+		pthread_join(a->thread, NULL);
+	}
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
+}
+
+/*
+ * Region r's record, its entry filled: a whole region in order on its block is written straight
+ * from the block (returned); otherwise the present pages are copied into buf at their offsets and
+ * NULL is returned.
+ */
+static const uint8_t *writer__stage(struct snap_writer *w, uint32_t r, uint8_t *buf)
+{
+	const struct gpamap *m = &w->mm->map;
+	const struct snap_region *e = &w->table[r];
+	gpfn_t g0 = r * SNAP_PAGES_PER_REGION;
+
+	if (e->nr_present == SNAP_PAGES_PER_REGION && gpamap__region_in_order(m, r))
+		return pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0));
 	for (unsigned p = 0; p < SNAP_PAGES_PER_REGION; p++)
 		if (snap__page_present(e, p))
 			memcpy(buf + (size_t)p * SNAP_PAGE_SIZE, pool__frame_ptr(&w->mm->pool, gpamap__frame(m, g0 + p)),
 			       SNAP_PAGE_SIZE);
-	e->crc = e->nr_present ? snap__region_crc(e, buf) : 0;
 	return NULL;
 }
 
@@ -157,9 +240,11 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 {
 	struct write_ctx c = { .err = err, .errlen = errlen };
 	uint64_t t = mm__now_ns();
+	struct analyzer a;
 	int ret = 0;
 
 	snap__slots_init(&c.slots, w->io.depth);
+	analyzer__start(&a, w, sel);
 	for (uint32_t r = 0; r < w->h.nr_regions && !ret; r++) {
 		unsigned slot, p = 0, start, n;
 		uint64_t off = w->h.data_off + (uint64_t)r * SNAP_REGION_SIZE;
@@ -172,6 +257,7 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 		if (ret)
 			break;
 		slot = c.slots.free[--c.slots.nr_free];
+		analyzer__wait(&a, r);
 		block = writer__stage(w, r, snap_io__buf(&w->io, slot));
 		if (sel)
 			w->st.regions_rewritten++;
@@ -193,6 +279,7 @@ int snap_writer__write_regions(struct snap_writer *w, const uint8_t *sel, char *
 		if (!c.slots.pending[slot])
 			c.slots.free[c.slots.nr_free++] = slot;
 	}
+	analyzer__stop(&a);
 	if (!ret)
 		ret = snap_io__reap(&w->io, w->io.inflight, write_done, &c);
 	w->st.mem_ns += mm__now_ns() - t;

@@ -67,6 +67,8 @@ check_refused "--mem '3M'" bench startup --mem 3M
 check_refused "--cpus '0'" bench startup --cpus 0
 check_refused "too small for 4 vCPUs" bench startup --mem 8M --cpus 4
 check_refused "/nonexistent" bench startup --agent /nonexistent
+check_refused "--rounds '0': need 1..9" bench snapshot --rounds 0
+check_refused "--rounds '10': need 1..9" bench snapshot --rounds 10
 
 if [ "$failures" -ne 0 ]; then
 	echo "$failures case(s) failed"

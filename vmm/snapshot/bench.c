@@ -15,11 +15,12 @@
 #include "vmm/util.h"
 
 #define BENCH_MAX_DIRS 4
+#define BENCH_MAX_ROUNDS 9
 
 struct bench_opts {
 	uint64_t mem;
 	double age, touched;
-	unsigned depth;
+	unsigned depth, rounds;
 	const char *dirs[BENCH_MAX_DIRS];
 	unsigned nr_dirs;
 	bool json;
@@ -39,6 +40,41 @@ struct bench_fs {
 static double mbps(uint64_t bytes, double s)
 {
 	return s > 0 ? bytes / s / 1e6 : 0;
+}
+
+static int dbl__cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), dbl__cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One file system over the rounds: each time is the median of its rounds (host huge pages come
+ * back warm or cold from one phase to the next here, so single rounds swing by 2x and more). */
+static void bench__combine(const struct bench_fs *rounds, unsigned n, struct bench_fs *out)
+{
+	double v[BENCH_MAX_ROUNDS];
+
+	*out = rounds[0];
+#define MEDIAN_OF(field) do { for (unsigned i = 0; i < n; i++) v[i] = rounds[i].field; out->field = median(v, n); } while (0)
+	MEDIAN_OF(write_s);
+	MEDIAN_OF(write_mem_s);
+	MEDIAN_OF(plain_write_s);
+	MEDIAN_OF(restore_read_s);
+	MEDIAN_OF(restore_total_s);
+	MEDIAN_OF(plain_read_s);
+	MEDIAN_OF(prefault_s[0]);
+	MEDIAN_OF(prefault_s[1]);
+#undef MEDIAN_OF
+	for (unsigned i = 0; i < n; i++)
+		if (rounds[i].backing_2m < out->backing_2m)
+			out->backing_2m = rounds[i].backing_2m;
 }
 
 /* Plain sequential transfer of len bytes from/to path, 2 MiB requests, same depth, no copies. */
@@ -187,7 +223,34 @@ static double bench__reference(const struct bench_fs *r)
 	return p > r->plain_read_s ? p : r->plain_read_s;
 }
 
-static struct json_object *bench__json(const struct bench_opts *o, const struct bench_fs *r, unsigned n)
+static double write_ratio(const struct bench_fs *r)
+{
+	return r->write_s > 0 ? r->plain_write_s / r->write_s : 0;
+}
+
+static double read_ratio(const struct bench_fs *r)
+{
+	return r->restore_read_s > 0 ? r->plain_read_s / r->restore_read_s : 0;
+}
+
+static double restore_vs_max(const struct bench_fs *r)
+{
+	double pmax = bench__reference(r);
+
+	return pmax > 0 ? r->restore_total_s / pmax : 0;
+}
+
+static struct json_object *rounds__json(const struct bench_fs *rounds, unsigned n, double (*ratio)(const struct bench_fs *))
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_double(ratio(&rounds[i])));
+	return a;
+}
+
+static struct json_object *bench__json(const struct bench_opts *o, const struct bench_fs *r, unsigned n,
+				       struct bench_fs (*rounds)[BENCH_MAX_ROUNDS])
 {
 	struct json_object *root = json_object_new_object(), *arr = json_object_new_array();
 
@@ -195,6 +258,7 @@ static struct json_object *bench__json(const struct bench_opts *o, const struct 
 	json_object_object_add(root, "age", json_object_new_double(o->age));
 	json_object_object_add(root, "touched", json_object_new_double(o->touched));
 	json_object_object_add(root, "depth", json_object_new_int((int)o->depth));
+	json_object_object_add(root, "rounds", json_object_new_int((int)o->rounds));
 	for (unsigned i = 0; i < n; i++) {
 		struct json_object *f = json_object_new_object();
 		double pmax = bench__reference(&r[i]);
@@ -219,16 +283,38 @@ static struct json_object *bench__json(const struct bench_opts *o, const struct 
 		json_object_object_add(f, "file_read_alone_s", json_object_new_double(r[i].plain_read_s));
 		json_object_object_add(f, "restore_vs_max", json_object_new_double(pmax > 0 ? r[i].restore_total_s / pmax : 0));
 		json_object_object_add(f, "backing_2m", json_object_new_double(r[i].backing_2m));
+		json_object_object_add(f, "write_ratio_rounds", rounds__json(rounds[i], o->rounds, write_ratio));
+		json_object_object_add(f, "read_ratio_rounds", rounds__json(rounds[i], o->rounds, read_ratio));
+		json_object_object_add(f, "restore_vs_max_rounds", rounds__json(rounds[i], o->rounds, restore_vs_max));
 		json_object_array_add(arr, f);
 	}
 	json_object_object_add(root, "filesystems", arr);
 	return root;
 }
 
-static void bench__print(const struct bench_opts *o, const struct bench_fs *r, unsigned n)
+/* "min-max" of a ratio over the rounds. */
+static const char *rounds__span(const struct bench_fs *rounds, unsigned n, double (*ratio)(const struct bench_fs *),
+				char *buf, size_t len)
 {
-	printf("snapshot bench: %" PRIu64 " MiB guest, age %.2f, %.0f%% of pages touched, queue depth %u\n",
-	       o->mem >> 20, o->age, o->touched * 100, o->depth);
+	double lo = ratio(&rounds[0]), hi = lo;
+
+	for (unsigned i = 1; i < n; i++) {
+		double v = ratio(&rounds[i]);
+
+		lo = v < lo ? v : lo;
+		hi = v > hi ? v : hi;
+	}
+	snprintf(buf, len, "%.2f-%.2f", lo, hi);
+	return buf;
+}
+
+static void bench__print(const struct bench_opts *o, const struct bench_fs *r, unsigned n,
+			 struct bench_fs (*rounds)[BENCH_MAX_ROUNDS])
+{
+	char a[32], b[32], c[32];
+
+	printf("snapshot bench: %" PRIu64 " MiB guest, age %.2f, %.0f%% of pages touched, queue depth %u, "
+	       "medians of %u rounds\n", o->mem >> 20, o->age, o->touched * 100, o->depth, o->rounds);
 	for (unsigned i = 0; i < n; i++) {
 		double pmax = bench__reference(&r[i]);
 
@@ -249,15 +335,22 @@ static void bench__print(const struct bench_opts *o, const struct bench_fs *r, u
 		       "(%.3f s after), file read alone %.3f s: %.2f x the larger (smaller prefault); backing_2m %.3f\n",
 		       r[i].restore_total_s, r[i].prefault_s[0], r[i].prefault_s[1], r[i].plain_read_s,
 		       pmax > 0 ? r[i].restore_total_s / pmax : 0, r[i].backing_2m);
+		if (o->rounds > 1)
+			printf("  per round: write ratio %s, read ratio %s, restore / max %s\n",
+			       rounds__span(rounds[i], o->rounds, write_ratio, a, sizeof(a)),
+			       rounds__span(rounds[i], o->rounds, read_ratio, b, sizeof(b)),
+			       rounds__span(rounds[i], o->rounds, restore_vs_max, c, sizeof(c)));
 	}
 }
 
 static void bench__usage(FILE *f)
 {
-	fprintf(f, "Usage: vmcompact bench snapshot [--mem SIZE] [--age F] [--touched F] [--dir DIR]... [--depth N] [--json]\n"
+	fprintf(f, "Usage: vmcompact bench snapshot [--mem SIZE] [--age F] [--touched F] [--dir DIR]... [--depth N]\n"
+		   "                               [--rounds N] [--json]\n"
 		   "Snapshot write and eager restore at mm level (no KVM) on each DIR (default /var/tmp and /dev/shm),\n"
 		   "against plain O_DIRECT sequential writes and reads of the same size on the same file system,\n"
-		   "pool prefault alone and file read alone. Defaults: --mem 1G --age 0 --touched 1 --depth 32.\n"
+		   "pool prefault alone and file read alone, each the median of --rounds rounds (1..9).\n"
+		   "Defaults: --mem 1G --age 0 --touched 1 --depth 32 --rounds 3.\n"
 		   "Needs root (the pool's private huge tmpfs). Exit: 0 ok, 1 failure, 2 usage.\n");
 }
 
@@ -267,12 +360,13 @@ static int bench__parse(int argc, char **argv, struct bench_opts *o)
 		{ "mem", required_argument, NULL, 'm' }, { "age", required_argument, NULL, 'a' },
 		{ "touched", required_argument, NULL, 't' }, { "dir", required_argument, NULL, 'd' },
 		{ "depth", required_argument, NULL, 'q' }, { "json", no_argument, NULL, 'j' },
+		{ "rounds", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' }, { 0 }
 	};
 	char *end;
 	int c;
 
-	*o = (struct bench_opts){ .mem = 1ull << 30, .touched = 1.0, .depth = SNAP_IO_DEFAULT_DEPTH };
+	*o = (struct bench_opts){ .mem = 1ull << 30, .touched = 1.0, .depth = SNAP_IO_DEFAULT_DEPTH, .rounds = 3 };
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
@@ -295,6 +389,11 @@ static int bench__parse(int argc, char **argv, struct bench_opts *o)
 			if (*end || o->depth < 1 || o->depth > SNAP_IO_MAX_DEPTH)
 				return fprintf(stderr, "bench snapshot: --depth '%s': need 1..%u\n", optarg, SNAP_IO_MAX_DEPTH), 2;
 			break;
+		case 'r':
+			o->rounds = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || o->rounds < 1 || o->rounds > BENCH_MAX_ROUNDS)
+				return fprintf(stderr, "bench snapshot: --rounds '%s': need 1..%d\n", optarg, BENCH_MAX_ROUNDS), 2;
+			break;
 		case 'j': o->json = true; break;
 		case 'h': bench__usage(stdout); return 1;
 		default: bench__usage(stderr); return 2;
@@ -311,37 +410,42 @@ static int bench__parse(int argc, char **argv, struct bench_opts *o)
 
 int bench_snapshot__cmd(int argc, char **argv)
 {
+	static struct bench_fs rounds[BENCH_MAX_DIRS][BENCH_MAX_ROUNDS];
 	struct bench_fs r[BENCH_MAX_DIRS];
 	struct bench_opts o;
 	uint64_t touched;
 	char err[1024];
 	struct mm src;
-	unsigned n = 0;
 	int ret = bench__parse(argc, argv, &o);
 
 	if (ret)
 		return ret == 1 ? 0 : 2;
 	memset(r, 0, sizeof(r));
+	memset(rounds, 0, sizeof(rounds));
 	if (bench__source(&o, &src, &touched, err, sizeof(err))) {
 		fprintf(stderr, "bench snapshot: %s\n", err);
 		return 1;
 	}
-	for (; n < o.nr_dirs && !ret; n++) {
-		r[n].touched_bytes = touched;
-		ret = bench__fs(&o, &src, o.dirs[n], &r[n], err, sizeof(err));
-	}
+	/* rounds outermost: each file system sees the host in every state the run goes through */
+	for (unsigned k = 0; k < o.rounds && !ret; k++)
+		for (unsigned d = 0; d < o.nr_dirs && !ret; d++) {
+			rounds[d][k].touched_bytes = touched;
+			ret = bench__fs(&o, &src, o.dirs[d], &rounds[d][k], err, sizeof(err));
+		}
 	mm__destroy(&src);
 	if (ret) {
 		fprintf(stderr, "bench snapshot: %s\n", err);
 		return 1;
 	}
+	for (unsigned d = 0; d < o.nr_dirs; d++)
+		bench__combine(rounds[d], o.rounds, &r[d]);
 	if (o.json) {
-		struct json_object *j = bench__json(&o, r, n);
+		struct json_object *j = bench__json(&o, r, o.nr_dirs, rounds);
 
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 	} else {
-		bench__print(&o, r, n);
+		bench__print(&o, r, o.nr_dirs, rounds);
 	}
 	return 0;
 }
